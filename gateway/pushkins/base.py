@@ -1,0 +1,57 @@
+"""The pushkin seam: one small async interface every provider implements.
+
+A pushkin owns one configured app (`apps.<app_id>` in the config). The dispatcher calls
+`dispatch(notification, device)` once per device, concurrently, and never lets one device's failure
+touch another's. `dispatch` returns an `Outcome` and should not raise; an exception is treated as a
+temporary failure and logged by the dispatcher.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from gateway.config.model import AppConfig
+    from gateway.config.reader import Section
+    from gateway.model import Device, Notification, Outcome
+
+
+@dataclass(frozen=True)
+class PushkinContext:
+    """What a pushkin may use from the process: the running reactor and process-wide settings."""
+
+    reactor: Any
+    #: Outgoing HTTP(S) proxy URL (``proxy:`` or ``HTTPS_PROXY``), or None.
+    proxy: str | None
+    #: The notify request deadline, so in-request retries can stay inside it.
+    request_timeout_s: float
+
+
+class Pushkin(abc.ABC):
+    #: The ``type:`` value(s) in the config that select this class.
+    type_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, app: AppConfig, ctx: PushkinContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    @property
+    def app_id(self) -> str:
+        return self.app.app_id
+
+    @classmethod
+    @abc.abstractmethod
+    def parse_config(cls, section: Section) -> Any:
+        """Read this pushkin's own keys from `section` into a frozen object (the caller calls finish())."""
+
+    async def start(self) -> None:
+        """Open connections, load keys. Raise to abort start-up with a clear message."""
+
+    @abc.abstractmethod
+    async def dispatch(self, notification: Notification, device: Device) -> Outcome:
+        """Deliver one notification to one device."""
+
+    async def stop(self) -> None:
+        """Close connections; called once at shutdown."""
