@@ -12,6 +12,9 @@ from gateway.pushkins.base import Pushkin, PushkinContext
 
 BUILTIN: dict[str, str] = {
     "log": "gateway.pushkins.log:LogPushkin",
+    "apns": "gateway.pushkins.apns:ApnsPushkin",
+    "fcm": "gateway.pushkins.fcm:FcmPushkin",
+    "gcm": "gateway.pushkins.fcm:FcmPushkin",
 }
 
 

@@ -1,0 +1,1 @@
+"""Test support: real servers and fakes that speak the real protocols (no mocks of our own code)."""
