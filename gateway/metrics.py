@@ -33,3 +33,21 @@ DISPATCH_TIME = Histogram(
 HTTP_REQUESTS = Counter(
     "tim_push_http_requests", "HTTP requests answered, by route group and status class", ["route", "code"])
 READY = Gauge("tim_push_ready", "1 when the gateway is ready to serve (all pushkins started, lists loaded)")
+
+# --- delivery guarantees (docs/delivery-guarantees.md) ---------------------------------------------
+DEDUPLICATED = Counter(
+    "tim_push_deduplicated", "Devices not sent again: same (app_id, pushkey, event_id) already settled, in flight, "
+    "or an identical badge-only poke within 1 s", ["kind"])
+REJECTIONS_REMEMBERED = Counter(
+    "tim_push_rejections_remembered", "Devices answered 'rejected' from rejected-pushkey memory without sending")
+QUEUED = Counter(
+    "tim_push_queued", "Devices handed to the retry queue (reason: deadline = still sending at the request "
+    "deadline, temporary = failed temporarily)", ["app", "reason"])
+RETRIED = Counter("tim_push_retried", "Retry-queue send attempts by result", ["app", "outcome"])
+EXPIRED = Counter("tim_push_retry_expired", "Queued pushes given up after state.max_retry_age_s", ["app"])
+QUEUE_DEPTH = Gauge("tim_push_retry_queue_depth", "Pushes waiting in (or being sent from) the retry queue")
+QUEUE_OLDEST_AGE = Gauge(
+    "tim_push_retry_queue_oldest_age_seconds", "Age of the oldest queued push (0 when the queue is empty)")
+STATE_ERRORS = Counter(
+    "tim_push_state_errors", "State store operations that failed (de-duplication fails open, queueing falls back "
+    "to 503)", ["op"])
