@@ -11,7 +11,8 @@ cost on the notify path.
 WAL with ``synchronous=NORMAL`` survives a killed process (the OS keeps the written pages); set
 ``sqlite_synchronous: full`` to also survive power loss at the cost of an fsync per commit. An
 exclusive lock file keeps a second process off the same database: the queue leases assume one owner.
-On start, leases and pending claims left by a crashed predecessor are released so its queue resumes
+``secure_delete`` overwrites deleted rows, and the periodic sweep truncates the WAL, so a delivered or
+expired push's content does not linger in the file. On start, leases and pending claims left by a crashed predecessor are released so its queue resumes
 at once.
 """
 
@@ -76,6 +77,7 @@ class SqliteStore(StateStore):
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'full' else 'NORMAL'}")
+            self.db.execute("PRAGMA secure_delete=ON")
             self.db.executescript(SCHEMA)
             os.chmod(self.path, 0o600)
         except (sqlite3.Error, OSError) as e:
@@ -190,3 +192,5 @@ class SqliteStore(StateStore):
         self._write("DELETE FROM dedup WHERE exp <= ?", (now,))
         self._write("DELETE FROM rejected WHERE exp <= ?", (now,))
         self._commit()
+        assert self.db is not None
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
