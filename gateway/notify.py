@@ -60,7 +60,7 @@ class NotifyService:
                 checks.append(defer.succeed(UNKNOWN_APP))
             else:
                 checks.append(defer.ensureDeferred(self.guard.decide(notification, device, pushkin)))
-        decisions = await defer.gatherResults(checks, consumeErrors=True)
+        decisions = await _all(checks)
         tickets = [d for d in decisions if isinstance(d, Ticket)]
         try:
             self.dispatcher.admit_pushkins(t.pushkin for t in tickets)
@@ -68,7 +68,6 @@ class NotifyService:
             await self.guard.abandon(tickets)
             raise
         deadline: defer.Deferred[None] = defer.Deferred()
-        timer = self.reactor.callLater(self.request_timeout_s * 0.9, deadline.callback, None)
         flows: list[defer.Deferred[Outcome]] = []
         for decision in decisions:
             if isinstance(decision, Ticket):
@@ -78,11 +77,28 @@ class NotifyService:
                 flows.append(defer.ensureDeferred(self.guard.await_shared(decision, deadline)))
             else:
                 flows.append(defer.succeed(decision))
-        outcomes = tuple(await defer.gatherResults(flows, consumeErrors=True))
-        if timer.active():
-            timer.cancel()
+        if all(f.called for f in flows):
+            outcomes = tuple(await _all(flows))
+        else:
+            timer = self.reactor.callLater(self.request_timeout_s * 0.9, deadline.callback, None)
+            outcomes = tuple(await _all(flows))
+            if timer.active():
+                timer.cancel()
         rejected = tuple(dev.pushkey for dev, o in zip(devices, outcomes) if o.status is Status.REJECTED)
         return NotifyResult(outcomes, rejected)
+
+
+async def _all(ds: list[defer.Deferred[Any]]) -> list[Any]:
+    """Results in order; most devices finish synchronously (memory/sqlite state, fast pushkins), and
+    collecting those directly avoids a DeferredList per request."""
+    results: list[Any] = []
+    for d in ds:
+        if not d.called:
+            return list(await defer.gatherResults(ds, consumeErrors=True))
+        d.addCallback(lambda r: (results.append(r), r)[1])
+    if len(results) != len(ds):  # a fired Deferred still paused on a chained one
+        return list(await defer.gatherResults(ds, consumeErrors=True))
+    return results
 
 
 def count_request(notification: Notification) -> None:

@@ -25,11 +25,7 @@ _REPORTED = {"d": Outcome.delivered(), "r": Outcome.rejected("remembered"), "f":
 
 
 def _digest(*parts: str) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p.encode("utf-8", "surrogatepass"))
-        h.update(b"\0")
-    return h.hexdigest()[:32]
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def dedup_key(app_id: str, pushkey: str, event_id: str) -> str:

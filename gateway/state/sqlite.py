@@ -3,17 +3,22 @@
 Runs on the reactor thread on purpose. Measured on this project's bench machine, a primary-key lookup costs
 ~4 µs and a write inside an open transaction ~2 µs, while a thread hand-off (`deferToThread`) costs more
 CPU than the statement itself and adds latency. What is expensive is the commit (~15 µs), so writes
-are batched: the first write of a reactor turn opens a transaction and a `callLater(0)` commits it at
-the end of the turn. Writes that must be durable before we answer the homeserver (a queue entry behind
-a 200, the removal of a delivered entry) commit at once. `bench/guarantees_cost.py` shows the total
-cost on the notify path.
+are group-committed: the first write opens a transaction that commits `COMMIT_DELAY_S` later, together
+with everything written meanwhile. Writes that must be durable before we answer the homeserver (a queue
+entry behind a 200, the removal or rescheduling of a queue entry) commit at once; a crash can lose only
+the last few milliseconds of de-duplication and rejection records, never a queued push.
+`bench/guarantees_cost.py` shows the total cost on the notify path.
 
 WAL with ``synchronous=NORMAL`` survives a killed process (the OS keeps the written pages); set
 ``sqlite_synchronous: full`` to also survive power loss at the cost of an fsync per commit. An
 exclusive lock file keeps a second process off the same database: the queue leases assume one owner.
 ``secure_delete`` overwrites deleted rows, and the periodic sweep truncates the WAL, so a delivered or
-expired push's content does not linger in the file. On start, leases and pending claims left by a crashed predecessor are released so its queue resumes
-at once.
+expired push's content does not linger in the file. On start, leases left by a crashed predecessor are released so its queue resumes at once.
+
+Because the lock makes this process the file's only user, two things need no SQL at all: pending
+claims live in memory (they are meaningless after a restart, when their sender is gone), and the
+rejections are mirrored in memory (loaded at start, written through). A new event therefore costs one
+primary-key lookup and, once settled, one write.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.state.base import Check, StateStore
-from gateway.state.records import PENDING, QueueEntry, Rejection
+from gateway.state.memory import ExpiringDict
+from gateway.state.records import QueueEntry, Rejection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup(k TEXT PRIMARY KEY, v TEXT NOT NULL, exp REAL NOT NULL) WITHOUT ROWID;
@@ -39,8 +45,9 @@ CREATE INDEX IF NOT EXISTS queue_due ON queue(due);
 CREATE INDEX IF NOT EXISTS queue_created ON queue(created);
 """
 
-_CLAIM = ("INSERT INTO dedup(k, v, exp) VALUES (?, ?, ?) "
-          "ON CONFLICT(k) DO UPDATE SET v = excluded.v, exp = excluded.exp WHERE dedup.exp <= ?")
+
+#: Group-commit window for de-duplication and rejection records.
+COMMIT_DELAY_S = 0.02
 
 
 class StateFileError(Exception):
@@ -58,6 +65,8 @@ class SqliteStore(StateStore):
         self._lock_fd: int | None = None
         self._in_txn = False
         self._commit_call: Any = None
+        self._claims = ExpiringDict(clock)
+        self._rejected = ExpiringDict(clock)
 
     async def start(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -85,8 +94,9 @@ class SqliteStore(StateStore):
         now = self.clock()
         # We hold the lock, so every lease and pending claim belongs to a process that is gone.
         self._write("UPDATE queue SET due = ?, leased = 0 WHERE leased = 1", (now,))
-        self._write("DELETE FROM dedup WHERE v LIKE ?", (PENDING + "%",))
         self._commit()
+        for k, v, exp in self.db.execute("SELECT k, v, exp FROM rejected WHERE exp > ?", (now,)):
+            self._rejected.set(k, v, exp - now)
 
     async def close(self) -> None:
         if self.db is not None:
@@ -104,7 +114,7 @@ class SqliteStore(StateStore):
         if not self._in_txn:
             self.db.execute("BEGIN")
             self._in_txn = True
-            self._commit_call = self.reactor.callLater(0, self._commit)
+            self._commit_call = self.reactor.callLater(COMMIT_DELAY_S, self._commit)
         return self.db.execute(sql, args)
 
     def _commit(self) -> None:
@@ -122,39 +132,51 @@ class SqliteStore(StateStore):
     # --- de-duplication and rejections -------------------------------------------------------------
 
     async def check(self, rejection_key: str, dedup_key: str | None, claim: str, lease_s: float) -> Check:
-        now = self.clock()
-        row = self._one("SELECT v FROM rejected WHERE k = ? AND exp > ?", (rejection_key, now))
-        if row is not None:
-            return Check(rejection=Rejection.decode(row[0]))
+        rejection = self._rejected.get(rejection_key)
+        if rejection is not None:
+            return Check(rejection=Rejection.decode(rejection))
         if dedup_key is None:
             return Check()
-        return Check(existing=self._claim(dedup_key, claim, lease_s, now))
+        return Check(existing=self._claim(dedup_key, claim, lease_s))
 
     async def claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None:
-        return self._claim(dedup_key, claim, lease_s, self.clock())
+        return self._claim(dedup_key, claim, lease_s)
 
-    def _claim(self, dedup_key: str, claim: str, lease_s: float, now: float) -> str | None:
-        if self._write(_CLAIM, (dedup_key, claim, now + lease_s, now)).rowcount == 1:
-            return None
-        row = self._one("SELECT v FROM dedup WHERE k = ?", (dedup_key,))
-        return row[0] if row is not None else None
+    def _claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None:
+        existing = self._get(dedup_key)
+        if existing is None:
+            self._claims.set(dedup_key, claim, lease_s)
+        return existing
 
-    async def get(self, dedup_key: str) -> str | None:
+    def _get(self, dedup_key: str) -> str | None:
+        pending = self._claims.get(dedup_key)
+        if pending is not None:
+            return pending
         row = self._one("SELECT v FROM dedup WHERE k = ? AND exp > ?", (dedup_key, self.clock()))
         return row[0] if row is not None else None
 
+    async def get(self, dedup_key: str) -> str | None:
+        return self._get(dedup_key)
+
     async def settle(self, dedup_key: str, value: str, ttl_s: float) -> None:
-        self._write("INSERT OR REPLACE INTO dedup(k, v, exp) VALUES (?, ?, ?)",
+        self._claims.delete(dedup_key)
+        self._write("INSERT INTO dedup(k, v, exp) VALUES (?, ?, ?) "
+                    "ON CONFLICT(k) DO UPDATE SET v = excluded.v, exp = excluded.exp",
                     (dedup_key, value, self.clock() + ttl_s))
 
     async def release(self, dedup_key: str, claim: str) -> None:
-        self._write("DELETE FROM dedup WHERE k = ? AND v = ?", (dedup_key, claim))
+        if self._claims.get(dedup_key) == claim:
+            self._claims.delete(dedup_key)
+        else:
+            self._write("DELETE FROM dedup WHERE k = ? AND v = ?", (dedup_key, claim))
 
     async def remember_rejection(self, rejection_key: str, rejection: Rejection, ttl_s: float) -> None:
+        self._rejected.set(rejection_key, rejection.encode(), ttl_s)
         self._write("INSERT OR REPLACE INTO rejected(k, v, exp) VALUES (?, ?, ?)",
                     (rejection_key, rejection.encode(), self.clock() + ttl_s))
 
     async def forget_rejection(self, rejection_key: str) -> None:
+        self._rejected.delete(rejection_key)
         self._write("DELETE FROM rejected WHERE k = ?", (rejection_key,))
 
     # --- retry queue -------------------------------------------------------------------------------
@@ -189,6 +211,8 @@ class SqliteStore(StateStore):
         return count, oldest
 
     async def sweep(self, now: float) -> None:
+        self._claims.sweep(now)
+        self._rejected.sweep(now)
         self._write("DELETE FROM dedup WHERE exp <= ?", (now,))
         self._write("DELETE FROM rejected WHERE exp <= ?", (now,))
         self._commit()

@@ -9,7 +9,7 @@ a "stalled provider" answers, across process restarts); ``flaky-<n>-…`` fails 
 attempts, then delivers, and ``dies-<n>-…`` then rejects (attempts are counted in ``control_dir``, so
 they survive restarts); ``chaos-…`` draws a fault per attempt from the ``chaos`` options (probabilities
 of a 503-like temporary failure, a connection reset (the pushkin raises), and a stall of ``stall_s``
-before delivering); anything else is delivered at once.
+before answering; a ``chaos-…-dead-…`` key is then rejected); anything else is delivered at once.
 Deliveries are appended to ``record_file`` and every attempt to ``attempts_file`` (one JSON line each),
 so tests can count sends across processes.
 """
@@ -96,6 +96,8 @@ class ScriptedPushkin(Pushkin):
                 raise ConnectionResetError("scripted connection reset")
             if r < c.unavailable + c.reset + c.stall:
                 await self._sleep(c.stall_s)
+            if "-dead-" in key:
+                return Outcome.rejected("test_reject")
         return Outcome.delivered()
 
     async def _sleep(self, seconds: float) -> None:
