@@ -354,3 +354,29 @@ def test_fake_rejects_bad_bearer(fake: FakeGoogle) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, context=ctx, timeout=5)
     assert e.value.code == 401
+
+
+def test_trust_from_ssl_cert_file(tmp_path: Path, pki: tuple[Path, TestCA], fake: FakeGoogle) -> None:
+    app = fcm_app(account(pki, fake, "envtrust"), fake, pki[1])
+    del app["ca_file"]
+    g = GatewayProcess(tmp_path, {"apps": {A: app}}, env={"SSL_CERT_FILE": str(pki[1].cert_path)}).start()
+    try:
+        pk = fresh()
+        assert g.notify(note(dev(A, pk))).json() == {"rejected": []} and len(fake.sends_for(pk)) == 1
+    finally:
+        g.stop()
+
+
+def test_untrusted_certificate_is_never_delivered(tmp_path: Path, pki: tuple[Path, TestCA],
+                                                  fake: FakeGoogle) -> None:
+    sa = account(pki, fake, "notrust")
+    app = fcm_app(sa, fake, pki[1])
+    del app["ca_file"]
+    g = start_gateway(tmp_path, {A: app}, server={"request_timeout_s": 3})
+    try:
+        pk = fresh()
+        r = g.notify(note(dev(A, pk)))
+        assert r.status == 503 and fake.sends_for(pk) == [] and fake.tokens_for(sa.client_email) == []
+        assert "CertificateError" in g.log()
+    finally:
+        g.stop()
