@@ -296,6 +296,7 @@ def test_no_pushkeys_or_tokens_in_logs_or_metrics(gw: GatewayProcess, fake: Fake
     text = gw.log() + gw.get("/metrics").body.decode()
     assert USED_KEYS and not [k for k in USED_KEYS if k in text]
     assert "ya29." not in text
+    assert "Traceback" not in text and "Unclosed" not in text
 
 
 def test_proxy_path(tmp_path: Path, pki: tuple[Path, TestCA], fake: FakeGoogle) -> None:
@@ -380,3 +381,24 @@ def test_untrusted_certificate_is_never_delivered(tmp_path: Path, pki: tuple[Pat
         assert "CertificateError" in g.log()
     finally:
         g.stop()
+
+
+def test_token_reused_until_shortly_before_expiry(tmp_path: Path, pki: tuple[Path, TestCA],
+                                                  fake: FakeGoogle) -> None:
+    sa = account(pki, fake, "shortlived")
+    fake.token_lifetime_s = 2  # refreshed at half its lifetime when that is under the 5-minute margin
+    try:
+        g = start_gateway(tmp_path, {A: fcm_app(sa, fake, pki[1])})
+        try:
+            for _ in range(3):
+                g.notify(note(dev(A, fresh())))
+            assert len(fake.tokens_for(sa.client_email)) == 1
+            time.sleep(1.2)
+            g.notify(note(dev(A, fresh())))
+            assert len(fake.tokens_for(sa.client_email)) == 2
+            assert "Unclosed" not in g.log() and "Traceback" not in g.log()
+        finally:
+            g.stop()
+        assert "Unclosed" not in g.log() and "Traceback" not in g.log()
+    finally:
+        fake.token_lifetime_s = 3600
