@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("--pushkey", required=True, help="the device's pushkey (APNs token / FCM registration token)")
     push.add_argument("--config", dest="sub_config", help="config file (default: $TIM_PUSH_GATEWAY_CONFIG)")
     push.add_argument("--timeout", type=float, default=None, help="seconds to wait for the provider's answer")
+    hc = sub.add_parser("healthcheck", help="exit 0 when the local gateway answers /health (container probes)")
+    hc.add_argument("--config", dest="sub_config", help="config file (default: $TIM_PUSH_GATEWAY_CONFIG)")
+    hc.add_argument("--ready", action="store_true", help="probe /ready instead of /health")
+    hc.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
     fl = sub.add_parser("federation-list", help="federation list tools")
     fl.add_argument("action", choices=("verify",), help="verify FILE [--trust PEM ...]: check a list offline")
     fl.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the action (see: verify --help)")
@@ -43,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.commands import send_test_push
 
         return send_test_push(args.sub_config or args.config, args.app_id, args.pushkey, args.timeout)
+    if args.command == "healthcheck":
+        from gateway.commands import healthcheck
+
+        return healthcheck(args.sub_config or args.config, "/ready" if args.ready else "/health", args.timeout)
     if args.command == "federation-list":
         from gateway.commands import federation_list
 

@@ -173,6 +173,27 @@ def send_test_push(path_arg: str | None, app_id: str, pushkey: str, timeout_s: f
     return 0 if result.get("status") == "delivered" else 1
 
 
+def healthcheck(path_arg: str | None, path: str, timeout_s: float) -> int:
+    """Probe the gateway on this host the way a container runtime would, without curl in the image."""
+    import http.client
+
+    cfg = _load(path_arg)
+    if cfg is None:
+        return 2
+    host = cfg.server.bind[0]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        conn = http.client.HTTPConnection(host, cfg.server.port, timeout=timeout_s)
+        conn.request("GET", path, headers={"User-Agent": "tim-push-gateway-healthcheck"})
+        status = conn.getresponse().status
+        conn.close()
+    except OSError as e:
+        print(f"{path}: {host}:{cfg.server.port} unreachable: {e}", file=sys.stderr)
+        return 1
+    print(f"{path}: HTTP {status}", file=sys.stderr)
+    return 0 if status == 200 else 1
+
+
 def federation_list(action: str, argv: list[str]) -> int:
     """``federation-list verify FILE [--trust ...]``, implemented by the timinfo package."""
     if action != "verify":
