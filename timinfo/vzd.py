@@ -61,8 +61,7 @@ class VzdClient:
                 log.info("VZD list endpoint answered %d; renewing tokens", resp.status)
                 self._oauth = self._provider = None
                 continue
-            reason = "auth_failed" if resp.status in (401, 403) else "fetch_failed"
-            raise ListRejected(reason, f"VZD list endpoint answered HTTP {resp.status}")
+            raise ListRejected(_reason(resp.status), f"VZD list endpoint answered HTTP {resp.status}")
         raise AssertionError("unreachable")
 
     async def _get(self, url: str, token: str, params: dict[str, str], max_bytes: int) -> Any:
@@ -84,7 +83,7 @@ class VzdClient:
         resp = await self._get(self._cfg.auth_url, oauth, {}, 256 * 1024)
         if resp.status != 200:
             self._oauth = None
-            raise ListRejected("auth_failed", f"ti-provider-authenticate answered HTTP {resp.status}")
+            raise ListRejected(_reason(resp.status), f"ti-provider-authenticate answered HTTP {resp.status}")
         self._provider = self._token_from(resp.body, "ti-provider-authenticate", default_ttl=3600)
         return self._provider.value
 
@@ -105,7 +104,7 @@ class VzdClient:
         except FetchError as e:
             raise ListRejected("fetch_failed", str(e)) from None
         if resp.status != 200:
-            raise ListRejected("auth_failed", f"token endpoint answered HTTP {resp.status}")
+            raise ListRejected(_reason(resp.status), f"token endpoint answered HTTP {resp.status}")
         self._oauth = self._token_from(resp.body, "token endpoint", default_ttl=60)
         return self._oauth.value
 
@@ -122,3 +121,8 @@ class VzdClient:
             ttl = default_ttl
         # Renew a little early so a token never expires between check and use.
         return _Token(value, self._reactor.seconds() + max(1.0, float(ttl) * 0.9 - 5))
+
+
+def _reason(status: int) -> str:
+    """Credentials/permission problems are ``auth_failed``; outages and everything else ``fetch_failed``."""
+    return "auth_failed" if status in (400, 401, 403) else "fetch_failed"
