@@ -58,6 +58,20 @@ def _verify_sig(cert: x509.Certificate, resp: ocsp.OCSPResponse) -> bool:
     return True
 
 
+def _key_hash(issuer: x509.Certificate, single: ocsp.OCSPSingleResponse) -> bytes:
+    """The CertID issuerKeyHash: hash of the issuer's subjectPublicKey BIT STRING contents."""
+    key = issuer.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        bits = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    elif isinstance(key, rsa.RSAPublicKey):
+        bits = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    else:
+        return b""
+    digest = hashes.Hash(single.hash_algorithm)
+    digest.update(bits)
+    return digest.finalize()
+
+
 def _responder(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> x509.Certificate | None:
     if _verify_sig(issuer, resp):
         return issuer
@@ -83,10 +97,10 @@ def evaluate(der: bytes, signer: x509.Certificate, issuer: x509.Certificate, at:
     if _responder(resp, issuer) is None:
         raise ListRejected("ocsp_failed", "OCSP response is not signed by the issuer or its responder")
     for single in resp.responses:
-        if single.serial_number != signer.serial_number:
+        if single.serial_number != signer.serial_number or single.issuer_key_hash != _key_hash(issuer, single):
             continue
-        if single.cert_status != ocsp.OCSPCertStatus.GOOD:
-            raise ListRejected("ocsp_failed", f"signer certificate status is {single.cert_status.name}")
+        if single.certificate_status != ocsp.OCSPCertStatus.GOOD:
+            raise ListRejected("ocsp_failed", f"signer certificate status is {single.certificate_status.name}")
         if single.this_update_utc > at + skew:
             raise ListRejected("ocsp_failed", "OCSP response is from the future")
         limit = single.next_update_utc or single.this_update_utc + max_age
