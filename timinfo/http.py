@@ -32,12 +32,13 @@ class _TooLarge(Exception):
     pass
 
 
-def make_client(reactor: Any, *, max_per_host: int = 8) -> HTTPClient:
+def make_client(reactor: Any, *, max_per_host: int = 8) -> tuple[HTTPClient, HTTPConnectionPool]:
+    """A client with keep-alive connections; close the pool on shutdown."""
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = max_per_host
     pool.cachedConnectionTimeout = 60
     jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    return HTTPClient(Agent(reactor, pool=pool), cookiejar=jar)
+    return HTTPClient(Agent(reactor, pool=pool), cookiejar=jar), pool
 
 
 async def fetch(client: HTTPClient, reactor: Any, method: str, url: str, *, timeout: float,

@@ -143,6 +143,7 @@ class TimInfoResource(Resource):
         return self._send(request, endpoint, 200, _TRUE if listed else _FALSE)
 
     def _no_list(self, request: Any, endpoint: str) -> bytes:
+        self._manager.request_refresh()
         return self._error(request, endpoint, 503, "UNAVAILABLE", "no verified federation list")
 
     def _bad(self, request: Any, endpoint: str, param: str, value: str | None, what: str) -> bytes:

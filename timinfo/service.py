@@ -18,7 +18,7 @@ class TimInfoService:
     def __init__(self, config: TimInfoConfig, reactor: Any, *, version: str) -> None:
         self.config = config
         self.prefix = config.path_prefix
-        self._client = make_client(reactor)
+        self._client, self._pool = make_client(reactor)
         self.manager = FederationListManager(config.federation_list, reactor, self._client,
                                              load_trust(config.federation_list.trust))
         self.verifier = TokenVerifier(config, reactor, self._client)
@@ -34,6 +34,7 @@ class TimInfoService:
 
     async def stop(self) -> None:
         await self.manager.stop()
+        await self._pool.closeCachedConnections()
 
     def ready(self) -> tuple[bool, str]:
         if self.manager.index is None:

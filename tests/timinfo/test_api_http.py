@@ -203,3 +203,16 @@ def test_metrics_and_ready(file_gateway: GatewayProcess) -> None:
     assert file_gateway.metric("tim_information_federation_list_age_seconds") >= 0
     assert file_gateway.metric("tim_information_requests_total", {"endpoint": "findByIk", "status": "200"}) >= 1
     assert file_gateway.metric("tim_information_token_checks_total", {"result": "valid"}) >= 1
+
+
+def test_bundled_sample_config_serves_without_shared_files(tmp_path: Path, userinfo: FakeUserinfo) -> None:
+    from tests.timinfo.conftest import start_gateway, stop_gateway, tim_config
+
+    gw = start_gateway(tmp_path, tim_config(userinfo.url, {
+        "source": "file", "path": "bundled:federationList-ru-v1650.jws",
+        "trust": {"tsl_roots": ["bundled:tsl-roots-ru.json"], "intermediates": ["bundled:GEM.KOMP-CA50-TEST-ONLY.pem"]}}))
+    try:
+        r = get(gw, "/v1/server/findByIk?ikNumber=104940005")
+        assert r.json() == {"serverName": "epa-proxy.bar-02-ma1.tim-ru.mg2.mdb.osc.live"}
+    finally:
+        stop_gateway(gw)
