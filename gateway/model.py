@@ -52,8 +52,8 @@ class Device:
     app_id: str
     pushkey: str
     pushkey_ts: int | None = None
-    data: Mapping[str, Any] = EMPTY
-    tweaks: Mapping[str, Any] = EMPTY
+    data: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    tweaks: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
     @property
     def key_hash(self) -> str:

@@ -1,0 +1,108 @@
+"""Fan a notification out to its devices' pushkins, concurrently and in isolation.
+
+Admission is all-or-nothing per request: the in-flight slots every device needs are reserved before
+anything is sent, so a request refused with 429 has sent nothing and the homeserver's retry cannot
+duplicate. Each device runs in its own coroutine; an exception in one becomes that device's temporary
+failure and never touches the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer
+
+from gateway import metrics
+from gateway.appmatch import AppMatcher
+from gateway.model import Device, Notification, Outcome, Status
+from gateway.pushkins.base import Pushkin
+
+log = logging.getLogger("gateway.dispatch")
+
+UNKNOWN_APP = Outcome.rejected("unknown_app")
+
+
+class OverLimit(Exception):
+    """An app's in-flight limit would be exceeded; nothing was sent."""
+
+    def __init__(self, app_id: str, retry_after: int = 1) -> None:
+        super().__init__(app_id)
+        self.app_id = app_id
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    device: Device
+    outcome: Outcome
+
+
+class Dispatcher:
+    def __init__(self, pushkins: Iterable[Pushkin]) -> None:
+        self.pushkins = {p.app_id: p for p in pushkins}
+        self.matcher: AppMatcher[Pushkin] = AppMatcher((p.app_id, p) for p in self.pushkins.values())
+        self._inflight: Tally[str] = Tally()
+
+    def pushkin_for(self, app_id: str) -> Pushkin | None:
+        return self.matcher.match(app_id)
+
+    def admit(self, notification: Notification) -> list[Pushkin | None]:
+        """Resolve every device's pushkin and reserve its in-flight slot, or raise OverLimit."""
+        resolved = [self.matcher.match(d.app_id) for d in notification.devices]
+        need: Tally[str] = Tally(p.app_id for p in resolved if p is not None)
+        for app_id, n in need.items():
+            if self._inflight[app_id] + n > self.pushkins[app_id].app.inflight_request_limit:
+                metrics.INFLIGHT_DROPS.labels(app_id).inc()
+                raise OverLimit(app_id)
+        for app_id, n in need.items():
+            self._inflight[app_id] += n
+            metrics.INFLIGHT.labels(app_id).inc(n)
+        return resolved
+
+    def release(self, app_id: str) -> None:
+        self._inflight[app_id] -= 1
+        metrics.INFLIGHT.labels(app_id).dec()
+
+    def inflight(self, app_id: str) -> int:
+        return self._inflight[app_id]
+
+    def send(self, pushkin: Pushkin, notification: Notification, device: Device) -> defer.Deferred[Outcome]:
+        """Dispatch one admitted device; the Deferred always fires with an Outcome, never an error."""
+        started = time.perf_counter()
+        d = defer.ensureDeferred(pushkin.dispatch(notification, device))
+
+        def on_error(failure: Any) -> Outcome:
+            log.error("pushkin %s raised for app_id=%s pushkey=%s: %s", type(pushkin).__name__, pushkin.app_id,
+                      device.key_hash, failure.getErrorMessage(), exc_info=(failure.type, failure.value,
+                                                                             failure.getTracebackObject()))
+            return Outcome.temporary("internal_error")
+
+        def done(outcome: Outcome) -> Outcome:
+            self.release(pushkin.app_id)
+            metrics.DISPATCH_TIME.labels(pushkin.app.type).observe(time.perf_counter() - started)
+            record(pushkin.app_id, pushkin.app.type, outcome)
+            return outcome
+
+        d.addErrback(on_error)
+        d.addCallback(done)
+        return d
+
+
+def record(app_id: str, pushkin_type: str, outcome: Outcome) -> None:
+    metrics.OUTCOMES.labels(app_id, pushkin_type, outcome.status.value, outcome.reason or "none").inc()
+    if outcome.status is Status.FAILED:
+        log.error("push failed permanently app_id=%s reason=%s", app_id, outcome.reason)
+
+
+DeadlineHandler = Callable[[Pushkin, Notification, Device, "defer.Deferred[Outcome]"], Outcome]
+
+
+def timeout_is_temporary(pushkin: Pushkin, notification: Notification, device: Device,
+                         pending: defer.Deferred[Outcome]) -> Outcome:
+    """Without a retry queue, a device still running at the deadline counts as a temporary failure."""
+    return Outcome.temporary("deadline")
