@@ -236,3 +236,15 @@ def test_proxy_refusing_is_a_temporary_failure(pki, fake, tmp_path):
             gw.stop()
     assert r.status == 503
     assert len(proxy.connects) >= 2 and fake.requests == []
+
+
+def test_huge_multibyte_body_is_truncated_to_4096_bytes(gateway, fake):
+    key, token = pushkey()
+    text = "Grüße 😀 " * 20000  # ~240 KB of UTF-8, near the request body limit
+    r = gateway.notify(note(device(key), content={"msgtype": "m.text", "body": text}))
+    assert r.json() == {"rejected": []}
+    [got] = fake.for_token(token)
+    assert len(got.body) <= 4096 and len(got.body) > 4000
+    args = json.loads(got.body)["aps"]["alert"]["loc-args"]
+    assert args[:2] == ["Alice", "Lunch"] and text.startswith(args[2])
+    assert gateway.metric("tim_push_apns_payload_truncated_total", {"app": APP}) >= 1
