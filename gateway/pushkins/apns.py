@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import ssl
 import time
 import uuid
@@ -55,6 +56,8 @@ log = logging.getLogger("gateway.pushkins.apns")
 PUSH_TYPES = ("alert", "background", "voip", "complication", "fileprovider", "mdm", "liveactivity", "location",
               "pushtotalk")
 PLATFORMS = ("production", "prod", "sandbox")
+#: A room id used verbatim as apns-collapse-id (printable ASCII, at most 64 bytes); others are hashed.
+_HEADER_SAFE = re.compile(r"[!-~]{1,64}")
 
 #: APNs reasons that mean "this token will never work for this app": the pushkey is rejected.
 TOKEN_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic", "TopicDisallowed", "Unregistered",
@@ -272,7 +275,8 @@ class ApnsPushkin(Pushkin):
         background = o.push_type == "background"
         collapse = None
         if o.collapse_id == "room_id" and n.room_id:
-            collapse = n.room_id if len(n.room_id.encode()) <= 64 else hashlib.sha256(n.room_id.encode()).hexdigest()
+            collapse = n.room_id if _HEADER_SAFE.fullmatch(n.room_id) else \
+                hashlib.sha256(n.room_id.encode()).hexdigest()
         return ApnsRequest(
             token=token, body=body, apns_id=str(uuid.uuid4()),
             priority=5 if (background or n.prio == "low") else 10,
