@@ -31,6 +31,7 @@ from aioapns.connection import (
     APNsCertConnectionPool,
     APNsKeyConnectionPool,
     APNsTLSClientProtocol,
+    JWTAuthorizationHeaderProvider,
 )
 from aioapns.exceptions import ConnectionError as ApnsConnectError
 from h2.config import H2Configuration
@@ -378,7 +379,22 @@ class _ProxyTunnel:
 
 
 class _KeyPool(_ProxyTunnel, APNsKeyConnectionPool):
-    pass
+    """One provider token for all connections of the app.
+
+    aioapns gives every connection its own JWT provider, so a pool of N connections signs and presents
+    N different tokens, refreshed at N different times; Apple asks for one token refreshed at most every
+    20 minutes (``TooManyProviderTokenUpdates`` otherwise).
+    """
+
+    async def create_connection(self) -> Any:
+        auth = getattr(self, "_shared_auth", None)
+        if auth is None:
+            auth = self._shared_auth = JWTAuthorizationHeaderProvider(key=self.key, key_id=self.key_id,
+                                                                      team_id=self.team_id)
+        factory = partial(self.protocol_class, self.apns_topic, self.loop, self.discard_connection, auth)
+        if self.proxy_host and self.proxy_port:
+            return await self._create_proxy_connection(factory)
+        return await self._create_connection(factory)
 
 
 class _CertPool(_ProxyTunnel, APNsCertConnectionPool):

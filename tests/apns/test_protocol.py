@@ -153,3 +153,35 @@ def test_through_connect_proxy(pki, fake):
     assert [r.status for r in out] == [200] * 3
     assert [c.target for c in proxy.connects] == [f"localhost:{fake.port}"]
     assert proxy.bytes_relayed > 0
+
+
+def test_one_provider_token_for_all_connections(pki, fake):
+    """Several connections present the same JWT (Apple wants one token per team, refreshed rarely)."""
+    stalled = "0e" * 32
+    fake.script(stalled, Stall(), Stall())
+
+    fake.max_concurrent_streams = 1
+    try:
+        slow_first = asyncio.run(_open_three(pki, fake, stalled))
+    finally:
+        fake.max_concurrent_streams = 1000
+    tokens = {r.headers["authorization"] for r in fake.requests}
+    conns = {r.connection for r in fake.requests}
+    assert slow_first == 3 and len(conns) == 3 and len(tokens) == 1
+
+
+async def _open_three(pki, fake, stalled):
+    pool = open_pool(settings(pki, fake, max_connections=3))
+    # Two stalled streams hold connections 1 and 2 (MAX_CONCURRENT_STREAMS=1), forcing a third connection.
+    stuck = []
+    for _ in range(2):
+        stuck.append(asyncio.ensure_future(attempt(pool, req(stalled), timeout=3)))
+        await asyncio.sleep(0.3)
+    ok = await attempt(pool, req())
+    n = len(pool.connections)
+    for t in stuck:
+        t.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+    pool.close()
+    assert ok.status == 200
+    return n
