@@ -248,3 +248,37 @@ def test_huge_multibyte_body_is_truncated_to_4096_bytes(gateway, fake):
     args = json.loads(got.body)["aps"]["alert"]["loc-args"]
     assert args[:2] == ["Alice", "Lunch"] and text.startswith(args[2])
     assert gateway.metric("tim_push_apns_payload_truncated_total", {"app": APP}) >= 1
+
+
+@pytest.mark.parametrize("trust", ["ssl_cert_file", "none"])
+def test_tls_verification_uses_system_store_or_ssl_cert_file(pki, fake, tmp_path, trust):
+    ca = pki[0]
+    app = apns_app(pki, fake)
+    del app["ca_file"]
+    env = {"SSL_CERT_FILE": str(ca.cert_path)} if trust == "ssl_cert_file" else {"SSL_CERT_FILE": "/nonexistent"}
+    gw = GatewayProcess(tmp_path, {"server": {"request_timeout_s": 3}, "apps": {APP: app}}, env=env).start()
+    try:
+        r = gw.notify(note(device(pushkey()[0])))
+        connect_errors = gw.metric("tim_push_apns_responses_total", {"app": APP, "status": "connect"})
+    finally:
+        gw.stop()
+    if trust == "ssl_cert_file":
+        assert r.json() == {"rejected": []} and len(fake.requests) == 1
+    else:  # the test CA is not trusted: TLS fails, nothing reaches the fake, the homeserver should retry
+        assert r.status == 503 and fake.requests == [] and connect_errors >= 1
+
+
+def test_unreachable_apns_is_temporary(pki, fake, tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    app = apns_app(pki, fake, apns_url=f"https://localhost:{closed}")
+    gw = GatewayProcess(tmp_path, {"server": {"request_timeout_s": 3}, "apps": {APP: app}}).start()
+    try:
+        r = gw.notify(note(device(pushkey()[0])))
+        attempts = gw.metric("tim_push_apns_responses_total", {"app": APP, "status": "connect"})
+    finally:
+        gw.stop()
+    assert r.status == 503 and r.json()["errcode"] == "M_UNKNOWN"
+    assert attempts == 3  # retried within the request, bounded by max_tries

@@ -68,10 +68,11 @@ def test_error_replies_resolve_without_hanging_and_connection_survives(pki, fake
     fake.script("04" * 32, Reply(200, raw_body=b""))  # 200 followed by an empty DATA frame
     fake.script("05" * 32, Reply(400, "BadDeviceToken", apns_id=False))  # no apns-id echoed
     fake.script("06" * 32, Reply(429, raw_body=b"not json"))
+    fake.script("07" * 32, Reply(500, headers_only=True))  # error status, no DATA frame at all
 
     async def main():
         pool = open_pool(settings(pki, fake))
-        out = [await attempt(pool, req(f"0{i}" * 32)) for i in range(1, 7)]
+        out = [await attempt(pool, req(f"0{i}" * 32)) for i in range(1, 8)]
         out.append(await attempt(pool, req()))
         n = len(pool.connections)
         pool.close()
@@ -79,7 +80,7 @@ def test_error_replies_resolve_without_hanging_and_connection_survives(pki, fake
     out, connections = run(main())
     assert [(r.status, r.reason, r.timestamp) for r in out] == [
         (410, "Unregistered", 1700000000000), (500, "", None), (503, "", None), (200, "", None),
-        (400, "BadDeviceToken", None), (429, "", None), (200, "", None)]
+        (400, "BadDeviceToken", None), (429, "", None), (500, "", None), (200, "", None)]
     assert connections == 1
 
 

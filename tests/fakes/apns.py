@@ -51,6 +51,8 @@ class Reply:
     #: Raw DATA bytes instead of {"reason": ...}; b"" sends an empty DATA frame.
     raw_body: bytes | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    #: Answer with a HEADERS frame only (END_STREAM), even for an error status.
+    headers_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,9 @@ class _Conn(asyncio.Protocol):
         if action.apns_id:
             out.append(("apns-id", headers.get("apns-id") or str(uuid.uuid4())))
         out.extend(action.headers)
-        if action.raw_body is not None:
+        if action.headers_only:
+            data = None
+        elif action.raw_body is not None:
             data = action.raw_body
         elif action.status != 200:
             reply: dict[str, Any] = {"reason": action.reason or ""}
