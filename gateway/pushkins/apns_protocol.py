@@ -172,17 +172,19 @@ class HardenedProtocol(APNsTLSClientProtocol):
             headers.append((b"apns-push-type", req.push_type.encode()))
         if self.auth_provider is not None:
             headers.append((b"authorization", self.auth_provider.get_header().encode()))
+        future = self.loop.create_future()
+        self._streams[stream_id] = _Stream(future, self.loop.time())
         try:
             self.conn.send_headers(stream_id, headers)
-            if self.conn.local_flow_control_window(stream_id) >= len(req.body):
+            if not self._unsent and self.conn.local_flow_control_window(stream_id) >= len(req.body):
                 self.conn.send_data(stream_id, req.body, end_stream=True)
             else:
                 self._unsent.append((stream_id, req.body))
+                self._send_unsent()
         except h2.exceptions.H2Error:
+            del self._streams[stream_id]
             self.free_channels.release()
             raise ApnsTransportError("connection_lost") from None
-        future = self.loop.create_future()
-        self._streams[stream_id] = _Stream(future, self.loop.time())
         future.add_done_callback(partial(self._on_future_done, stream_id))
         if not self._flush_scheduled:
             # Sends started in the same loop iteration share one TLS write.
@@ -267,15 +269,21 @@ class HardenedProtocol(APNsTLSClientProtocol):
             self.flush()
 
     def _send_unsent(self) -> None:
+        """Bodies waiting for flow-control credit, in order, in window-sized pieces."""
         while self._unsent:
             stream_id, body = self._unsent[0]
             if stream_id not in self._streams:
                 self._unsent.popleft()
                 continue
-            if self.conn.local_flow_control_window(stream_id) < len(body):
+            size = min(self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size)
+            if size <= 0:
                 return
-            self._unsent.popleft()
-            self.conn.send_data(stream_id, body, end_stream=True)
+            chunk, rest = body[:size], body[size:]
+            self.conn.send_data(stream_id, chunk, end_stream=not rest)
+            if rest:
+                self._unsent[0] = (stream_id, rest)
+            else:
+                self._unsent.popleft()
 
     def _finish(self, stream_id: int) -> None:
         stream = self._streams.pop(stream_id, None)

@@ -186,3 +186,20 @@ async def _open_three(pki, fake, stalled):
     pool.close()
     assert ok.status == 200
     return n
+
+
+def test_body_larger_than_the_flow_control_window_is_sent_in_pieces(pki, tmp_path):
+    ca, d, _p8, pub = pki
+    from tests.fakes.apns import FakeAPNs, TokenAuth
+    body = b'{"aps":{"alert":"' + b"x" * 3000 + b'"}}'
+    with FakeAPNs(ca, tmp_path, topic=TOPIC, token_auth=TokenAuth(pub, KEY_ID, TEAM_ID),
+                  initial_window_size=1000) as small:
+        async def main():
+            pool = open_pool(settings(pki, small))
+            await attempt(pool, req())  # connection up, the peer's small window is known
+            out = await asyncio.gather(*[attempt(pool, req(body=body)) for _ in range(3)])
+            pool.close()
+            return out
+        out = run(main())
+        assert [r.status for r in out] == [200] * 3
+        assert [r.body for r in small.requests[1:]] == [body] * 3

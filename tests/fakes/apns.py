@@ -108,7 +108,8 @@ class TokenAuth:
 
 class FakeAPNs:
     def __init__(self, ca: TestCA, cert_dir: Path, *, topic: str, token_auth: TokenAuth | None = None,
-                 client_ca: TestCA | None = None, max_concurrent_streams: int = 1000, host: str = "127.0.0.1",
+                 client_ca: TestCA | None = None, max_concurrent_streams: int = 1000,
+                 initial_window_size: int = 65535, host: str = "127.0.0.1",
                  server_name: str = "localhost") -> None:
         files = ca.issue(cert_dir, "fake-apns", (server_name, "127.0.0.1"))
         self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -123,6 +124,7 @@ class FakeAPNs:
         self.host = host
         self.port = 0
         self.max_concurrent_streams = max_concurrent_streams
+        self.initial_window_size = initial_window_size
         self.requests: list[Received] = []
         self.resets_received = 0
         self.connections = 0
@@ -291,7 +293,8 @@ class _Conn(asyncio.Protocol):
             uids = cert.subject.get_attributes_for_oid(x509.NameOID.USER_ID)
             self.cert_uid = str(uids[0].value) if uids else None
         self.conn.initiate_connection()
-        self.conn.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: self.fake.max_concurrent_streams})
+        self.conn.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: self.fake.max_concurrent_streams,
+                                   SettingCodes.INITIAL_WINDOW_SIZE: self.fake.initial_window_size})
         self.transport.write(self.conn.data_to_send())
 
     def connection_lost(self, exc: Exception | None) -> None:
