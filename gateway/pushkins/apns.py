@@ -72,16 +72,19 @@ KNOWN_REASONS = TOKEN_REASONS | AUTH_REASONS | frozenset({
     "MethodNotAllowed", "PayloadTooLarge", "TooManyRequests", "InternalServerError", "ServiceUnavailable",
     "Shutdown"})
 
-RESPONSES = Counter("tim_push_apns_responses", "APNs answers per attempt: HTTP status (or timeout/connect/"
-                    "connection_lost/stream_reset) and APNs reason", ["app", "status", "reason"])
-ATTEMPT_TIME = Histogram("tim_push_apns_request_duration_seconds", "Time of one APNs attempt", ["app"],
-                         buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+# Names as in docs/operations.md (dashboards and recording rules use them).
+REQUESTS = Counter("tim_push_apns_requests", "APNs answers per attempt: HTTP status (or timeout, connect, "
+                   "connection_lost, stream_reset) and APNs reason (sygnal_apns_status_codes)",
+                   ["app", "status", "reason"])
+REQUEST_TIME = Histogram("tim_push_apns_request_seconds", "Time of one APNs attempt (sygnal_apns_request_time)",
+                         ["app"], buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+INFLIGHT = Gauge("tim_push_apns_inflight_requests", "APNs pushes in flight, retries included "
+                 "(sygnal_active_apns_requests)", ["app"])
+CONNECTIONS = Gauge("tim_push_apns_connections", "Open HTTP/2 connections to APNs", ["app"])
+TOKEN_REFRESHES = Counter("tim_push_apns_token_refreshes", "Provider (JWT) token refreshes by result",
+                          ["app", "status"])
 RETRIES = Counter("tim_push_apns_retries", "APNs attempts retried after a temporary failure", ["app", "reason"])
-NOT_SENT = Counter("tim_push_apns_not_sent", "Pushes not sent to APNs: invalid_token, bad_default_payload, "
-                   "payload_too_large, nothing_to_send", ["app", "reason"])
-TRUNCATED = Counter("tim_push_apns_payload_truncated", "Payloads truncated to fit the 4096-byte limit", ["app"])
-CERT_EXPIRY = Gauge("tim_push_apns_client_cert_expiry_timestamp_seconds",
-                    "Expiry of the APNs client certificate (certificate auth only)", ["app"])
+TRUNCATED = Counter("tim_push_apns_payload_truncated", "Payloads truncated to fit APNs' 4096-byte limit", ["app"])
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,8 @@ class ApnsPushkin(Pushkin):
         self.pool: Any = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._responses: dict[tuple[str, str], Any] = {}
-        self._attempt_time = ATTEMPT_TIME.labels(self.app_id)
+        self._attempt_time = REQUEST_TIME.labels(self.app_id)
+        self._inflight = INFLIGHT.labels(self.app_id)
 
     def ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context()  # system CAs, or SSL_CERT_FILE / SSL_CERT_DIR
@@ -232,9 +236,10 @@ class ApnsPushkin(Pushkin):
         self.pool = open_pool(PoolSettings(
             host=o.host, port=o.port, topic=o.topic, ssl_context=self.ssl_context(),
             max_connections=o.max_connections, key=o.key, key_id=o.key_id, team_id=o.team_id,
-            **_proxy_settings(self.ctx.proxy)))
+            on_token=TOKEN_REFRESHES.labels(self.app_id, "ok").inc, **_proxy_settings(self.ctx.proxy)))
+        pool = self.pool
+        CONNECTIONS.labels(self.app_id).set_function(lambda: len(pool.connections))
         if o.cert is not None:
-            CERT_EXPIRY.labels(self.app_id).set(o.cert.not_after.timestamp())
             days = (o.cert.not_after.timestamp() - time.time()) / 86400
             if days < 30:
                 log.warning("APNs client certificate of app %s expires in %.0f days", self.app_id, days)
@@ -251,22 +256,18 @@ class ApnsPushkin(Pushkin):
         o = self.opts
         token = device_token(device.pushkey, o.convert_device_token_to_hex)
         if token is None:
-            self._not_sent("invalid_token")
             log.warning("app %s pushkey %s is not an APNs device token; not sent", self.app_id, device.key_hash)
             return Outcome.failed("invalid_token")
         try:
             payload = build_payload(n, device, self.payload_opts)
         except BadDefaultPayload as e:
-            self._not_sent("bad_default_payload")
             log.info("app %s pushkey %s rejected: %s", self.app_id, device.key_hash, e)
             return Outcome.rejected("bad_default_payload")
         if payload is None:
-            self._not_sent("nothing_to_send")
             return Outcome(Status.DELIVERED, "nothing_to_send")
         try:
             body, truncated = encode_payload(payload)
         except PayloadTooLarge:
-            self._not_sent("payload_too_large")
             self.errors.error("too_large", "app %s: payload over 4096 bytes with nothing left to truncate "
                               "(default_payload too big?)", self.app_id)
             return Outcome.failed("payload_too_large")
@@ -296,6 +297,13 @@ class ApnsPushkin(Pushkin):
 
     async def deliver(self, req: ApnsRequest, device: Device) -> Outcome:
         """Attempts with backoff inside the budget (asyncio side)."""
+        self._inflight.inc()
+        try:
+            return await self._attempts(req, device)
+        finally:
+            self._inflight.dec()
+
+    async def _attempts(self, req: ApnsRequest, device: Device) -> Outcome:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.budget_s
         attempt = 0
@@ -328,12 +336,9 @@ class ApnsPushkin(Pushkin):
         key = (status, reason)
         child = self._responses.get(key)
         if child is None:
-            child = self._responses[key] = RESPONSES.labels(self.app_id, status, reason)
+            child = self._responses[key] = REQUESTS.labels(self.app_id, status, reason)
         child.inc()
         return outcome
-
-    def _not_sent(self, reason: str) -> None:
-        NOT_SENT.labels(self.app_id, reason).inc()
 
     def classify(self, resp: ApnsResponse, device: Device) -> Outcome:
         status = resp.status

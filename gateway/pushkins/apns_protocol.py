@@ -20,6 +20,7 @@ import logging
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -386,6 +387,19 @@ class _ProxyTunnel:
         return protocol
 
 
+class _TokenProvider(JWTAuthorizationHeaderProvider):
+    """aioapns' ES256 provider token (refreshed every 30 minutes), reporting each signing."""
+
+    on_token: Callable[[], None] | None = None
+
+    def get_header(self) -> str:
+        before = self._JWTAuthorizationHeaderProvider__header  # type: ignore[attr-defined]
+        header = super().get_header()
+        if header is not before and self.on_token is not None:
+            self.on_token()
+        return header
+
+
 class _KeyPool(_ProxyTunnel, APNsKeyConnectionPool):
     """One provider token for all connections of the app.
 
@@ -397,8 +411,8 @@ class _KeyPool(_ProxyTunnel, APNsKeyConnectionPool):
     async def create_connection(self) -> Any:
         auth = getattr(self, "_shared_auth", None)
         if auth is None:
-            auth = self._shared_auth = JWTAuthorizationHeaderProvider(key=self.key, key_id=self.key_id,
-                                                                      team_id=self.team_id)
+            auth = self._shared_auth = _TokenProvider(key=self.key, key_id=self.key_id, team_id=self.team_id)
+            auth.on_token = getattr(self, "on_token", None)
         factory = partial(self.protocol_class, self.apns_topic, self.loop, self.discard_connection, auth)
         if self.proxy_host and self.proxy_port:
             return await self._create_proxy_connection(factory)
@@ -428,6 +442,8 @@ class PoolSettings:
     proxy_port: int | None = None
     #: Full ``Proxy-Authorization`` header value, e.g. ``Basic dXNlcjpwdw==``.
     proxy_authorization: str | None = None
+    #: Called once per provider token signed (token auth), for a metric.
+    on_token: Callable[[], None] | None = None
 
 
 def open_pool(s: PoolSettings) -> APNsBaseConnectionPool:
@@ -441,6 +457,7 @@ def open_pool(s: PoolSettings) -> APNsBaseConnectionPool:
     else:
         pool = _CertPool(s.ssl_context, **common)
     pool.proxy_authorization = s.proxy_authorization  # type: ignore[attr-defined]
+    pool.on_token = s.on_token  # type: ignore[attr-defined]
     pool.protocol_class = protocol_class(s.host, s.port)
     return pool
 

@@ -144,7 +144,7 @@ def test_permanent_outcomes(gateway, fake, reply, rejected):
     r = gateway.notify(note(device(key)))
     assert (r.status, r.json()) == (200, {"rejected": [key] if rejected else []})
     assert len(fake.for_token(token)) == 1  # never retried
-    assert gateway.metric("tim_push_apns_responses_total",
+    assert gateway.metric("tim_push_apns_requests_total",
                           {"app": APP, "status": str(reply.status), "reason": reply.reason}) >= 1
 
 
@@ -204,10 +204,14 @@ def test_stalled_device_does_not_delay_others(gateway, fake):
 
 def test_metrics_exposed(gateway, fake):
     text = gateway.get("/metrics").body.decode()
-    for name in ("tim_push_apns_responses_total", "tim_push_apns_request_duration_seconds_bucket",
-                 "tim_push_apns_retries_total", "tim_push_apns_not_sent_total"):
+    for name in ("tim_push_apns_requests_total", "tim_push_apns_request_seconds_bucket",
+                 "tim_push_apns_retries_total", "tim_push_apns_inflight_requests", "tim_push_apns_connections", "tim_push_apns_token_refreshes_total"):
         assert name in text
     assert "pushkey" not in text
+    # One provider token for the app so far, however many connections; the pool is open.
+    assert gateway.metric("tim_push_apns_token_refreshes_total", {"app": APP, "status": "ok"}) == 1
+    assert gateway.metric("tim_push_apns_connections", {"app": APP}) >= 1
+    assert gateway.metric("tim_push_apns_inflight_requests", {"app": APP}) == 0
 
 
 def test_through_connect_proxy_from_https_proxy_env(pki, fake, tmp_path):
@@ -259,7 +263,7 @@ def test_tls_verification_uses_system_store_or_ssl_cert_file(pki, fake, tmp_path
     gw = GatewayProcess(tmp_path, {"server": {"request_timeout_s": 3}, "apps": {APP: app}}, env=env).start()
     try:
         r = gw.notify(note(device(pushkey()[0])))
-        connect_errors = gw.metric("tim_push_apns_responses_total", {"app": APP, "status": "connect"})
+        connect_errors = gw.metric("tim_push_apns_requests_total", {"app": APP, "status": "connect"})
     finally:
         gw.stop()
     if trust == "ssl_cert_file":
@@ -277,7 +281,7 @@ def test_unreachable_apns_is_temporary(pki, fake, tmp_path):
     gw = GatewayProcess(tmp_path, {"server": {"request_timeout_s": 3}, "apps": {APP: app}}).start()
     try:
         r = gw.notify(note(device(pushkey()[0])))
-        attempts = gw.metric("tim_push_apns_responses_total", {"app": APP, "status": "connect"})
+        attempts = gw.metric("tim_push_apns_requests_total", {"app": APP, "status": "connect"})
     finally:
         gw.stop()
     assert r.status == 503 and r.json()["errcode"] == "M_UNKNOWN"
