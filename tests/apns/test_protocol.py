@@ -203,3 +203,14 @@ def test_body_larger_than_the_flow_control_window_is_sent_in_pieces(pki, tmp_pat
         out = run(main())
         assert [r.status for r in out] == [200] * 3
         assert [r.body for r in small.requests[1:]] == [body] * 3
+
+
+def test_hand_written_hpack_block_decodes_exactly():
+    from hpack import Decoder
+
+    from gateway.pushkins.apns_protocol import _hpack_block
+    headers = [(b":method", b"POST"), (b":scheme", b"https"), (b":path", b"/3/device/" + b"ab" * 50),
+               (b"host", b"api.push.apple.com"), (b"apns-id", str(uuid.uuid4()).encode()),
+               (b"apns-topic", b"org.example"), (b"apns-expiration", b"0"), (b"apns-priority", b"10"),
+               (b"apns-collapse-id", b"x" * 64), (b"authorization", b"bearer " + b"j" * 300)]
+    assert Decoder().decode(_hpack_block(headers), raw=True) == headers
