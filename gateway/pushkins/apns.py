@@ -216,6 +216,8 @@ class ApnsPushkin(Pushkin):
         self.budget_s = max(0.05, ctx.request_timeout_s * 0.85)
         self.errors = _EveryMinute()
         self.pool: Any = None
+        #: Set at shutdown: pending pushes end instead of reconnecting for a retry.
+        self.stopping = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self._responses: dict[tuple[str, str], Any] = {}
         self._attempt_time = REQUEST_TIME.labels(self.app_id)
@@ -247,6 +249,7 @@ class ApnsPushkin(Pushkin):
                  "token" if o.key else "certificate", " via proxy" if self.ctx.proxy else "")
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.pool is not None:
             self.pool.close()
 
@@ -320,7 +323,7 @@ class ApnsPushkin(Pushkin):
             else:
                 outcome = self.classify(resp, device)
             self._attempt_time.observe(loop.time() - started)
-            if outcome.status is not Status.TEMPORARY or attempt >= self.opts.max_tries:
+            if outcome.status is not Status.TEMPORARY or attempt >= self.opts.max_tries or self.stopping:
                 break
             delay = self.backoff.delay(attempt, outcome.retry_after)
             if loop.time() + delay + 0.05 >= deadline:
