@@ -145,6 +145,8 @@ class GatewayApp:
                 timer.cancel()
             if self.site.inflight:
                 log.warning("grace period over; %d request(s) cut off", self.site.inflight)
+            # Give the reactor a moment to flush the last responses to their sockets before it stops.
+            await task.deferLater(self.reactor, 0.2, lambda: None)
         if self.queue is not None:
             await self.queue.stop(min(grace, 5.0))
         for p in self.pushkins:
