@@ -105,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fault-injection-"))
     record = work / "delivered.jsonl"
-    state: dict = {"backend": args.backend, "retry_poll_interval_s": 0.1, "retry_backoff_base_s": 0.2,
+    state: dict = {"backend": args.backend, "retry_queue": True, "retry_poll_interval_s": 0.1, "retry_backoff_base_s": 0.2,
                    "retry_backoff_max_s": 1.0}
     redis = None
     if args.backend == "sqlite":

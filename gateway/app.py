@@ -46,6 +46,8 @@ class GatewayApp:
         self.guard = Guarantees(self.store, state, reactor, config.server.request_timeout_s)
         self.queue: RetryQueue | None = None
         if state.retry_queue:
+            if state.backend == "memory":
+                log.warning("state.retry_queue with backend memory: queued pushes are lost on restart")
             self.queue = RetryQueue(self.store, self.dispatcher, state, reactor, self.guard.record_final,
                                     self.guard.record_expired)
             self.guard.queue = self.queue

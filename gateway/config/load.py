@@ -118,7 +118,7 @@ def _state(s: Section) -> StateConfig:
         key_prefix=s.str("key_prefix", d.key_prefix),
         dedup_window_s=s.number("dedup_window_s", d.dedup_window_s, min=1, max=30 * 86400),
         rejection_ttl_s=s.number("rejection_ttl_s", d.rejection_ttl_s, min=0, max=365 * 86400),
-        retry_queue=s.bool("retry_queue", d.retry_queue),
+        retry_queue=s.bool("retry_queue", backend != "memory"),
         max_retry_age_s=s.number("max_retry_age_s", d.max_retry_age_s, min=1, max=30 * 86400),
         retry_backoff_base_s=s.number("retry_backoff_base_s", d.retry_backoff_base_s, min=0.01, max=3600),
         retry_backoff_max_s=s.number("retry_backoff_max_s", d.retry_backoff_max_s, min=0.01, max=86400),

@@ -64,7 +64,9 @@ class StateConfig:
     dedup_window_s: float = 3600.0
     #: A pushkey the provider rejected is answered "rejected" without sending for this long.
     rejection_ttl_s: float = 7 * 86400.0
-    #: Hand devices still failing at the request deadline to the retry queue (else answer 503).
+    #: Hand devices still sending at the request deadline, or failing temporarily, to the retry queue and
+    #: answer 200 (else 503, so the homeserver retries). Default: on for sqlite/redis, off for memory,
+    #: whose queue would not survive a restart (the homeserver's own retry is more durable then).
     retry_queue: bool = True
     #: Queued pushes are retried for at most this long after the notification arrived, then dropped.
     max_retry_age_s: float = 86400.0

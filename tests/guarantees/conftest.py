@@ -37,7 +37,7 @@ class Harness:
         self.control = tmp_path / "control"
         self.control.mkdir(exist_ok=True)
         self.backend = backend
-        self.state: dict[str, Any] = {"backend": backend, "retry_poll_interval_s": 0.1,
+        self.state: dict[str, Any] = {"backend": backend, "retry_queue": True, "retry_poll_interval_s": 0.1,
                                       "retry_backoff_base_s": 0.2, "retry_backoff_max_s": 0.5}
         if backend == "sqlite":
             self.state["path"] = str(tmp_path / "state" / "gateway.db")

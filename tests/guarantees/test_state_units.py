@@ -102,7 +102,9 @@ def test_state_config_errors_name_the_key(state: dict, message: str) -> None:  #
 def test_state_config_defaults_and_secret_url(tmp_path: Path) -> None:
     cfg = parse_config({"apps": APPS}).state
     assert (cfg.backend, cfg.dedup_window_s, cfg.rejection_ttl_s, cfg.max_retry_age_s, cfg.retry_queue) == \
-        ("memory", 3600, 7 * 86400, 86400, True)
+        ("memory", 3600, 7 * 86400, 86400, False)
+    assert parse_config({"apps": APPS, "state": {"backend": "sqlite", "path": "x.db"}}).state.retry_queue is True
+    assert parse_config({"apps": APPS, "state": {"retry_queue": True}}).state.retry_queue is True
     url_file = tmp_path / "url"
     url_file.write_text("redis://:pw@127.0.0.1:1/0\n")
     cfg = parse_config({"apps": APPS, "state": {"backend": "redis", "redis_url_file": str(url_file)}}).state
