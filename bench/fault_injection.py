@@ -132,7 +132,7 @@ def main() -> None:
             t.join()
         load_s = time.monotonic() - started
         drain_until = time.monotonic() + 120
-        while time.monotonic() < drain_until and gw.metric("tim_push_retry_queue_depth") > 0:
+        while time.monotonic() < drain_until and gw.metric("tim_push_queue_depth") > 0:
             time.sleep(0.2)
         time.sleep(0.5)
         # The homeserver's next event names every dead key it still has a pusher for.
@@ -153,12 +153,12 @@ def main() -> None:
         print(f"  notify answers: {dict(sorted(statuses.items()))} (0 = connection error), homeserver retries "
               f"{sum(hs.retries for hs in clients)}")
         print(f"  pushes accepted (200) {len(live_accepted)}, delivered {sum(1 for a in live_accepted if deliveries[a])}"
-              f", queued deadline/temporary {gw.metric('tim_push_queued_total', {'reason': 'deadline'}):.0f}/"
-              f"{gw.metric('tim_push_queued_total', {'reason': 'temporary'}):.0f}, queue retries "
-              f"{sum(gw.metric('tim_push_retried_total', {'outcome': o}) for o in ('delivered', 'temporary', 'rejected', 'failed')):.0f}"
-              f", deduplicated {sum(gw.metric('tim_push_deduplicated_total', {'kind': k}) for k in ('settled', 'in_flight', 'badge')):.0f}")
+              f", queued deadline/temporary {gw.metric('tim_push_queue_queued_total', {'reason': 'deadline'}):.0f}/"
+              f"{gw.metric('tim_push_queue_queued_total', {'reason': 'temporary'}):.0f}, queue retries "
+              f"{sum(gw.metric('tim_push_queue_retried_total', {'outcome': o}) for o in ('delivered', 'temporary', 'rejected', 'failed')):.0f}"
+              f", deduplicated {sum(gw.metric('tim_push_queue_deduplicated_total', {'kind': k}) for k in ('settled', 'in_flight', 'badge')):.0f}")
         print(f"  lost {len(lost)}, duplicated {duplicated}, dead tokens rejected {len(dead_keys & dead_rejected)}"
-              f"/{len(dead_keys)}, expired {gw.metric('tim_push_retry_expired_total', {'app': APP}):.0f}")
+              f"/{len(dead_keys)}, expired {gw.metric('tim_push_queue_expired_total', {'app': APP}):.0f}")
         ok = not lost and duplicated == 0 and dead_keys <= dead_rejected
         print("  RESULT:", "ok" if ok else "FAILED")
     finally:

@@ -85,7 +85,7 @@ def run(variant: str, tree: Path, workdir: Path, n: int, redis_url: str | None) 
         gateway_support.REPO = REPO
     try:
         assert gw.proc is not None
-        has_guarantees = b"tim_push_deduplicated" in gw.get("/metrics").body
+        has_guarantees = b"tim_push_queue_deduplicated" in gw.get("/metrics").body
         assert has_guarantees == (variant != "before"), f"{variant} runs the wrong tree"
         load(gw.port, 400, 4, "warm")
         before = cpu_seconds(gw.proc.pid)

@@ -131,13 +131,13 @@ class Guarantees:
         if local_key is not None:
             shared = self._local.get(local_key)
             if shared is not None:
-                metrics.DEDUPLICATED.labels("in_flight").inc()
+                metrics.DEDUPLICATED.labels(pushkin.app_id, "in_flight").inc()
                 return shared
             shared = self._local[local_key] = Shared()
         else:
             hit, shared = self._badge_share(notification, device)
             if hit:
-                metrics.DEDUPLICATED.labels("badge").inc()
+                metrics.DEDUPLICATED.labels(pushkin.app_id, "badge").inc()
                 return shared
         rkey = rejection_key(device.app_id, device.pushkey)
         try:
@@ -145,7 +145,7 @@ class Guarantees:
             existing = check.existing
             if check.rejection is not None:
                 if not check.rejection.superseded_by(device.pushkey_ts):
-                    metrics.REJECTIONS_REMEMBERED.inc()
+                    metrics.REJECTIONS_REMEMBERED.labels(pushkin.app_id).inc()
                     self._finish(local_key, shared, REMEMBERED_REJECTION)
                     return REMEMBERED_REJECTION
                 log.info("pushkey=%s re-registered (newer pushkey_ts); forgetting its rejection", device.key_hash)
@@ -158,11 +158,11 @@ class Guarantees:
             return Ticket(notification, device, pushkin, dkey, rkey, local_key, shared)
         if is_pending(existing):
             # Only another process can hold a pending claim we do not know locally: wait for its result.
-            metrics.DEDUPLICATED.labels("in_flight").inc()
+            metrics.DEDUPLICATED.labels(pushkin.app_id, "in_flight").inc()
             assert dkey is not None
             defer.ensureDeferred(self._poll_remote(dkey, local_key, shared))
             return shared
-        metrics.DEDUPLICATED.labels("settled").inc()
+        metrics.DEDUPLICATED.labels(pushkin.app_id, "settled").inc()
         outcome = reported(existing)
         self._finish(local_key, shared, outcome)
         return outcome

@@ -20,7 +20,7 @@ def test_homeserver_retries_of_one_event_push_once(harness: Harness, gateway_fac
     burst = [Background(lambda: gw.notify(notification("pk-a", "$e1"))) for _ in range(6)]
     assert all(b.result().status == 200 for b in burst)
     assert len(harness.delivered("pk-a")) == 1
-    assert metric_total(gw, "tim_push_deduplicated_total") == 9
+    assert metric_total(gw, "tim_push_queue_deduplicated_total") == 9
     # A different event, or the same event to another pushkey, is a new push.
     gw.notify(notification("pk-a", "$e2"))
     gw.notify(notification("pk-b", "$e1"))
@@ -32,7 +32,7 @@ def test_concurrent_duplicates_share_the_first_attempt(harness: Harness, gateway
     first = Background(lambda: gw.notify(notification("gate-g1-k", "$e1")))
     wait_for(lambda: gw.metric("tim_push_inflight_dispatches", {"app": APP}) == 1, "the first send to start")
     dups = [Background(lambda: gw.notify(notification("gate-g1-k", "$e1"))) for _ in range(3)]
-    wait_for(lambda: gw.metric("tim_push_deduplicated_total", {"kind": "in_flight"}) == 3, "duplicates to coalesce")
+    wait_for(lambda: gw.metric("tim_push_queue_deduplicated_total", {"kind": "in_flight"}) == 3, "duplicates to coalesce")
     assert harness.tried("gate-g1-k") == []
     harness.open_gate("g1")
     assert first.result().json() == {"rejected": []}

@@ -14,7 +14,7 @@ GatewayFactory = Callable[..., GatewayProcess]
 
 
 def queue_empty(gw: GatewayProcess) -> bool:
-    return gw.metric("tim_push_retry_queue_depth") == 0
+    return gw.metric("tim_push_queue_depth") == 0
 
 
 def test_stalled_provider_gets_200_and_is_delivered_later_once(harness: Harness,
@@ -24,7 +24,7 @@ def test_stalled_provider_gets_200_and_is_delivered_later_once(harness: Harness,
     assert r.status == 200 and r.json() == {"rejected": []}
     # Answered while the provider was still stalled: nothing was delivered yet.
     assert harness.delivered() == [] and harness.tried("gate-s1-k") == []
-    assert gw.metric("tim_push_queued_total", {"app": APP, "reason": "deadline"}) == 1
+    assert gw.metric("tim_push_queue_queued_total", {"app": APP, "reason": "deadline"}) == 1
     # The homeserver retrying anyway does not start a second send.
     assert gw.notify(notification("gate-s1-k", "$e1")).json() == {"rejected": []}
     harness.open_gate("s1")
@@ -42,15 +42,15 @@ def test_temporary_failures_are_retried_from_the_queue(harness: Harness, gateway
     wait_for(lambda: harness.delivered("flaky-2-k"), "delivery after two temporary failures")
     assert [a["outcome"] for a in harness.tried("flaky-2-k")] == ["temporary", "temporary", "delivered"]
     wait_for(lambda: queue_empty(gw), "the queue to drain")
-    assert gw.metric("tim_push_retried_total", {"app": APP, "outcome": "temporary"}) == 1
-    assert gw.metric("tim_push_retried_total", {"app": APP, "outcome": "delivered"}) == 1
-    assert gw.metric("tim_push_queued_total", {"app": APP, "reason": "temporary"}) == 1
+    assert gw.metric("tim_push_queue_retried_total", {"app": APP, "outcome": "temporary"}) == 1
+    assert gw.metric("tim_push_queue_retried_total", {"app": APP, "outcome": "delivered"}) == 1
+    assert gw.metric("tim_push_queue_queued_total", {"app": APP, "reason": "temporary"}) == 1
 
 
 def test_queue_gives_up_after_max_retry_age(harness: Harness, gateway_factory: GatewayFactory) -> None:
     gw = gateway_factory(harness.config(max_retry_age_s=1))
     assert gw.notify(notification("temp-forever", "$e1")).status == 200
-    wait_for(lambda: gw.metric("tim_push_retry_expired_total", {"app": APP}) == 1, "the entry to expire")
+    wait_for(lambda: gw.metric("tim_push_queue_expired_total", {"app": APP}) == 1, "the entry to expire")
     wait_for(lambda: queue_empty(gw), "the queue to drain")
     assert "gave up on queued push" in gw.log()
     assert harness.delivered() == []
