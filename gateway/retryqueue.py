@@ -138,6 +138,8 @@ class RetryQueue:
             log.error("retry queue tick failed: %s: %s", type(e).__name__, e)
 
     async def _start(self, entry: QueueEntry, now: float) -> None:
+        if entry.id in self.running:
+            return  # already being sent here (its lease lapsed while renewing); the running send decides
         if now - entry.created >= self.cfg.max_retry_age_s:
             await self._expire(entry, "max_retry_age")
             return
