@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+
 import orjson
 import pytest
 
@@ -128,3 +130,33 @@ def test_many_devices_in_one_body(gw: GatewayProcess, secrets: Secrets) -> None:
     devices = [{"app_id": "com.example.log" if i % 2 else "org.unknown", "pushkey": k} for i, k in enumerate(keys)]
     status, doc = post(gw, orjson.dumps({"notification": {"devices": devices}}))
     assert status == 200 and doc == {"rejected": keys[0::2]}
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+
+
+def test_distinct_huge_app_ids_do_not_pin_memory(gw: GatewayProcess) -> None:
+    """Each body may carry a ~200 KB app id; remembering them (a match cache) would grow without need."""
+    assert gw.proc is not None
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+
+    def send(i: int) -> None:
+        body = orjson.dumps({"notification": {"devices": [{"app_id": f"org.unknown.{i}." + "a" * 200_000,
+                                                           "pushkey": "k"}]}})
+        conn.request("POST", NOTIFY, body)
+        resp = conn.getresponse()
+        assert resp.status == 200 and orjson.loads(resp.read()) == {"rejected": ["k"]}
+
+    try:
+        for i in range(30):  # warm up the allocator with bodies of this size
+            send(i)
+        before = _rss_kib(gw.proc.pid)
+        for i in range(30, 330):
+            send(i)
+        grown_mib = (_rss_kib(gw.proc.pid) - before) / 1024
+    finally:
+        conn.close()
+    # Retaining them would be 300 x 0.2 MB = 60 MiB.
+    assert grown_mib < 20, f"RSS grew by {grown_mib:.0f} MiB for 300 distinct app ids"
