@@ -20,7 +20,8 @@ from gateway.model import EMPTY, Counts, Device, Notification, frozen_json
 _INT64 = 2**63
 #: Deepest nesting accepted in content/data/tweaks (the object itself is level 1).
 MAX_DEPTH = 64
-_STR_FIELDS = ("event_id", "room_id", "type", "sender", "sender_display_name", "room_name", "room_alias")
+_STR_FIELDS = ("event_id", "room_id", "type", "sender", "sender_display_name", "room_name", "room_alias",
+               "membership")
 
 
 class BadNotify(Exception):
