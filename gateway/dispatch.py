@@ -61,7 +61,10 @@ class Dispatcher:
         """Reserve one in-flight slot per entry (a pushkin once per device to send), all or nothing."""
         need: Tally[str] = Tally(p.app_id for p in pushkins)
         for app_id, n in need.items():
-            if self._inflight[app_id] + n > self.pushkins[app_id].app.inflight_request_limit:
+            busy = self._inflight[app_id]
+            # A request larger than the whole limit is let through when the app is idle; otherwise it
+            # would get 429 forever and the homeserver would retry it forever.
+            if busy + n > self.pushkins[app_id].app.inflight_request_limit and busy > 0:
                 metrics.INFLIGHT_DROPS.labels(app_id).inc()
                 raise OverLimit(app_id)
         for app_id, n in need.items():

@@ -70,7 +70,7 @@ class TokenVerifier:
         self._cache: dict[bytes, tuple[float, TokenCheck]] = {}
         self._inflight: dict[bytes, list[defer.Deferred[TokenCheck]]] = {}
         self._m = {r: metrics.TOKEN_CHECKS.labels(result=r) for r in
-                   ("valid", "invalid", "unavailable", "cached_valid", "cached_invalid", "coalesced")}
+                   ("valid", "invalid", "unavailable", "cached_valid", "cached_invalid", "coalesced", "overloaded")}
 
     def cached(self, key: bytes) -> TokenCheck | None:
         hit = self._cache.get(key)
@@ -92,6 +92,10 @@ class TokenVerifier:
             d: defer.Deferred[TokenCheck] = defer.Deferred()
             waiters.append(d)
             return await d
+        if len(self._inflight) >= self._cfg.max_concurrent_checks:
+            # Every unknown token costs a request to the homeserver: bound that fan-out under a flood.
+            self._m["overloaded"].inc()
+            return TokenCheck(TokenStatus.UNAVAILABLE, reason="too many token checks in progress")
         self._inflight[key] = []
         try:
             result = await self._ask(token)

@@ -127,6 +127,8 @@ class TimInfoConfig:
     negative_cache_ttl_s: float = 10.0
     userinfo_timeout_s: float = 5.0
     token_cache_max_entries: int = 100_000
+    #: Distinct tokens checked at the homeserver at once; beyond this, new tokens get 503 (flood guard).
+    max_concurrent_checks: int = 64
     federation_list: FederationListConfig = field(default_factory=FederationListConfig)
 
 
@@ -287,6 +289,7 @@ def parse_config(section: SectionLike) -> TimInfoConfig:
         negative_cache_ttl_s=section.number("negative_cache_ttl_s", d.negative_cache_ttl_s, min=0, max=300),
         userinfo_timeout_s=section.number("userinfo_timeout_s", d.userinfo_timeout_s, min=0.1, max=120),
         token_cache_max_entries=section.int("token_cache_max_entries", d.token_cache_max_entries, min=1),
+        max_concurrent_checks=section.int("max_concurrent_checks", d.max_concurrent_checks, min=1, max=10_000),
         federation_list=_federation_list(section.section("federation_list", required=True))
         if enabled or section.has("federation_list") else FederationListConfig(),
     )

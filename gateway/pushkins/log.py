@@ -25,6 +25,11 @@ class LogOptions:
     keep_last: int = 100
 
 
+def _cut(value: str | None, limit: int = 128) -> str | None:
+    """Ids are attacker-sized strings; one log line must stay one readable line."""
+    return value if value is None or len(value) <= limit else value[:limit] + "…"
+
+
 class LogPushkin(Pushkin):
     type_names = ("log",)
 
@@ -40,8 +45,8 @@ class LogPushkin(Pushkin):
         counts = notification.counts
         log.info(
             "push app_id=%s pushkey=%s event_id=%s room_id=%s type=%s prio=%s unread=%s missed_calls=%s",
-            device.app_id, device.key_hash, notification.event_id, notification.room_id, notification.type,
-            notification.prio, counts.unread, counts.missed_calls,
+            _cut(device.app_id), device.key_hash, _cut(notification.event_id), _cut(notification.room_id),
+            _cut(notification.type), notification.prio, counts.unread, counts.missed_calls,
         )
         self.recent.append({
             "app_id": device.app_id,

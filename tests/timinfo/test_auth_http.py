@@ -46,3 +46,30 @@ def test_user_of_a_server_not_allowed_is_401(multi_gateway: GatewayProcess) -> N
 def test_unknown_token_while_one_homeserver_is_down_is_503(multi_gateway: GatewayProcess) -> None:
     # One homeserver said "unknown", the other could not be asked: the token may be valid there.
     assert status(multi_gateway, "who-knows") == 503
+
+
+def test_distinct_token_flood_is_bounded(tmp_path: Path) -> None:
+    """Every unknown token costs a homeserver request; beyond max_concurrent_checks new ones get 503."""
+    import threading
+
+    with FakeUserinfo({"t1": "@a:hs.example", "t2": "@b:hs.example"}) as hs:
+        cfg = tim_config(hs.url, {"source": "file", "path": str(V1650), "trust": REAL_TRUST},
+                         max_concurrent_checks=1)
+        gw = start_gateway(tmp_path / "flood", cfg)
+        try:
+            hs.mode, hs.delay_s = "slow", 0.8  # below userinfo_timeout_s (1 s)
+            first: list[int] = []
+            t = threading.Thread(target=lambda: first.append(status(gw, "t1")))
+            t.start()
+            for _ in range(100):  # wait until the first check is at the homeserver
+                if hs.calls.get("t1"):
+                    break
+                threading.Event().wait(0.05)
+            assert status(gw, "t2") == 503
+            t.join()
+            hs.mode, hs.delay_s = "ok", 0.0
+            assert first == [200]
+            assert status(gw, "t2") == 200
+            assert gw.metric("tim_information_token_checks_total", {"result": "overloaded"}) == 1
+        finally:
+            stop_gateway(gw)
