@@ -128,6 +128,8 @@ class GatewayApp:
                 timer.cancel()
             if self.site.inflight:
                 log.warning("grace period over; %d request(s) cut off", self.site.inflight)
+            # Give the reactor a moment to flush the last responses to their sockets before it stops.
+            await task.deferLater(self.reactor, 0.2, lambda: None)
         for p in self.pushkins:
             try:
                 await p.stop()
