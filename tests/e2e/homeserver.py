@@ -201,13 +201,11 @@ class MatrixUser:
     def read_receipt(self, room_id: str, event_id: str) -> None:
         self.call("POST", f"/_matrix/client/v3/rooms/{_q(room_id)}/receipt/m.read/{_q(event_id)}", {})
 
-    def set_pusher(self, app_id: str, pushkey: str, url: str, *, format: str | None = None) -> None:
-        data: dict[str, Any] = {"url": url}
-        if format is not None:
-            data["format"] = format
+    def set_pusher(self, app_id: str, pushkey: str, url: str, *, data: dict[str, Any] | None = None) -> None:
+        """An http pusher; ``data`` holds what the app adds next to ``url`` (format, default_payload)."""
         self.call("POST", "/_matrix/client/v3/pushers/set", {
             "kind": "http", "app_id": app_id, "pushkey": pushkey, "app_display_name": "e2e",
-            "device_display_name": "e2e device", "lang": "en", "data": data,
+            "device_display_name": "e2e device", "lang": "en", "data": {**(data or {}), "url": url},
         })
 
     def remove_pusher(self, app_id: str, pushkey: str) -> None:

@@ -39,7 +39,7 @@ def test_message_reaches_each_pusher_once_with_ids_and_counts(scene: Scene, push
 
 def test_event_id_only_pusher_gets_ids_and_counts_without_type(scene: Scene, push_log: PushLog) -> None:
     pushkey = key()
-    scene.receiver.set_pusher(IOS_APP, pushkey, scene.notify_url, format="event_id_only")
+    scene.receiver.set_pusher(IOS_APP, pushkey, scene.notify_url, data={"format": "event_id_only"})
 
     event_id = scene.sender.send_text(scene.room_id, "secret text")
 
