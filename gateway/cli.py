@@ -22,6 +22,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", dest="serve_config", help="config file (default: $TIM_PUSH_GATEWAY_CONFIG)")
     check = sub.add_parser("check-config", help="validate a config file and print it resolved, secrets masked")
     check.add_argument("file", nargs="?", help="config file (default: --config / $TIM_PUSH_GATEWAY_CONFIG)")
+    push = sub.add_parser("send-test-push", help="send one real push through the pushkin configured for an app id")
+    push.add_argument("--app-id", required=True, help="app id as a pusher would register it")
+    push.add_argument("--pushkey", required=True, help="the device's pushkey (APNs token / FCM registration token)")
+    push.add_argument("--config", dest="sub_config", help="config file (default: $TIM_PUSH_GATEWAY_CONFIG)")
+    push.add_argument("--timeout", type=float, default=None, help="seconds to wait for the provider's answer")
+    hc = sub.add_parser("healthcheck", help="exit 0 when the local gateway answers /health (container probes)")
+    hc.add_argument("--config", dest="sub_config", help="config file (default: $TIM_PUSH_GATEWAY_CONFIG)")
+    hc.add_argument("--ready", action="store_true", help="probe /ready instead of /health")
+    hc.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
+    fl = sub.add_parser("federation-list", help="federation list tools")
+    fl.add_argument("action", choices=("verify",), help="verify FILE [--trust PEM ...]: check a list offline")
+    fl.add_argument("args", nargs=argparse.REMAINDER, help="arguments of the action (see: verify --help)")
     return p
 
 
@@ -31,6 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.commands import check_config
 
         return check_config(args.file or args.config)
+    if args.command == "send-test-push":
+        from gateway.commands import send_test_push
+
+        return send_test_push(args.sub_config or args.config, args.app_id, args.pushkey, args.timeout)
+    if args.command == "healthcheck":
+        from gateway.commands import healthcheck
+
+        return healthcheck(args.sub_config or args.config, "/ready" if args.ready else "/health", args.timeout)
+    if args.command == "federation-list":
+        from gateway.commands import federation_list
+
+        return federation_list(args.action, args.args)
     return serve(getattr(args, "serve_config", None) or args.config)
 
 
@@ -51,6 +75,12 @@ def serve(config_arg: str | None) -> int:
     logsetup.setup(config.logging.level, config.logging.format)
 
     from twisted.internet import defer
+
+    from gateway import tracing
+
+    tracing.setup(config.tracing)
+    _export_credential_expiry(config.source)
+    reactor.addSystemEventTrigger("after", "shutdown", tracing.shutdown)
 
     from gateway.app import GatewayApp, StartupError
 
@@ -80,6 +110,15 @@ def serve(config_arg: str | None) -> int:
         print(f"tim-push-gateway: start-up failed: {failure[0]}", file=sys.stderr)
         return 1
     return 0
+
+
+def _export_credential_expiry(source: str) -> None:
+    """Publish certificate expiry dates as metrics; unreadable files are the pushkins' start-up errors."""
+    from gateway import credentials
+    from gateway.config.load import read_yaml
+
+    raw = read_yaml(source)
+    credentials.export_expiry(credentials.inspect_apps(raw.get("apps") if isinstance(raw, dict) else None))
 
 
 if __name__ == "__main__":

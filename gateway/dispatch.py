@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.appmatch import AppMatcher
 from gateway.model import Device, Notification, Outcome, Status
 from gateway.pushkins.base import Pushkin
@@ -74,7 +74,8 @@ class Dispatcher:
     def send(self, pushkin: Pushkin, notification: Notification, device: Device) -> defer.Deferred[Outcome]:
         """Dispatch one admitted device; the Deferred always fires with an Outcome, never an error."""
         started = time.perf_counter()
-        d = defer.ensureDeferred(pushkin.dispatch(notification, device))
+        spans = tracing.start_device(pushkin)
+        d = tracing.in_span(spans[1], defer.ensureDeferred, pushkin.dispatch(notification, device))
 
         def on_error(failure: Any) -> Outcome:
             log.error("pushkin %s raised for app_id=%s pushkey=%s: %s", type(pushkin).__name__, pushkin.app_id,
@@ -86,6 +87,7 @@ class Dispatcher:
             self.release(pushkin.app_id)
             metrics.DISPATCH_TIME.labels(pushkin.app.type).observe(time.perf_counter() - started)
             record(pushkin.app_id, pushkin.app.type, outcome)
+            tracing.end_device(spans, outcome)
             return outcome
 
         d.addErrback(on_error)

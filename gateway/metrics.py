@@ -8,7 +8,14 @@ pushkeys, users or error messages.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+
+from gateway import __version__
 
 NOTIFICATIONS_RECEIVED = Counter(
     "tim_push_notifications_received", "Notify requests received (sygnal_notifications_received)")
@@ -33,3 +40,36 @@ DISPATCH_TIME = Histogram(
 HTTP_REQUESTS = Counter(
     "tim_push_http_requests", "HTTP requests answered, by route group and status class", ["route", "code"])
 READY = Gauge("tim_push_ready", "1 when the gateway is ready to serve (all pushkins started, lists loaded)")
+
+
+class _CredentialExpiry:
+    """``tim_push_credential_expiry_seconds{app,kind}``: seconds until a certificate expires, computed at
+    scrape time so it falls steadily between restarts (negative once expired). Set by
+    `gateway.credentials.export_expiry` at start-up; only files with an expiry date (certificates) appear.
+    """
+
+    def __init__(self) -> None:
+        self._not_after: dict[tuple[str, str], float] = {}
+
+    def set(self, app: str, kind: str, not_after: float) -> None:
+        self._not_after[(app, kind)] = not_after
+
+    def clear(self) -> None:
+        self._not_after.clear()
+
+    def describe(self) -> list[Any]:
+        return [GaugeMetricFamily("tim_push_credential_expiry_seconds", _EXPIRY_HELP, labels=["app", "kind"])]
+
+    def collect(self) -> Iterator[Any]:
+        fam = GaugeMetricFamily("tim_push_credential_expiry_seconds", _EXPIRY_HELP, labels=["app", "kind"])
+        now = time.time()
+        for (app, kind), not_after in sorted(self._not_after.items()):
+            fam.add_metric([app, kind], not_after - now)
+        yield fam
+
+
+_EXPIRY_HELP = "Seconds until the app's certificate expires (negative: expired) (sygnal_client_cert_expiry)"
+CREDENTIAL_EXPIRY = _CredentialExpiry()
+REGISTRY.register(CREDENTIAL_EXPIRY)  # type: ignore[arg-type]
+BUILD_INFO = Info("tim_push_build", "Version of the running gateway")
+BUILD_INFO.info({"version": __version__})

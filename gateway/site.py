@@ -117,7 +117,8 @@ class GatewaySite(server.Site):
     requestFactory = GatewayRequest  # type: ignore[assignment]
 
     def __init__(self, root: Any, *, max_body_bytes: int, idle_timeout_s: float, access_log: bool) -> None:
-        super().__init__(root, timeout=idle_timeout_s)
+        # Notify bodies are JSON: skip twisted.web's form/multipart sniffing (an email-parser call per POST).
+        super().__init__(root, timeout=idle_timeout_s, parsePOSTFormSubmission=False)
         self.noisy = False
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from twisted.internet import defer
 from twisted.web import resource, server
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.dispatch import OverLimit
 from gateway.notify import NotifyService, count_request
 from gateway.notify_parse import BadNotify, parse_body
@@ -80,12 +80,14 @@ class NotifyHandler:
 
     def __call__(self, request: GatewayRequest) -> bytes | int:
         request.notifyFinish().addBoth(_observe_notify_time, request)
+        span = tracing.start_notify(request)
         try:
             notification = parse_body(request.content.getvalue())
         except BadNotify as e:
             return request.respond(*json_error(400, e.errcode, e.message))
         count_request(notification)
-        d = defer.ensureDeferred(self._handle(request, notification))
+        tracing.note_notification(span, notification)
+        d = tracing.in_span(span, defer.ensureDeferred, self._handle(request, notification))
         d.addErrback(self._crash, request)
         return server.NOT_DONE_YET
 

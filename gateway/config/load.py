@@ -12,9 +12,10 @@ import timinfo
 from gateway.config.model import AppConfig, GatewayConfig, LoggingConfig, MetricsConfig, ServerConfig
 from gateway.config.reader import ConfigError, Section
 from gateway.pushkins import resolve
+from gateway.tracing import parse_config as parse_tracing
 
 ENV_CONFIG = "TIM_PUSH_GATEWAY_CONFIG"
-_TOP_KEYS = ("server", "logging", "metrics", "proxy", "apps", "debug", "tim_information")
+_TOP_KEYS = ("server", "logging", "metrics", "proxy", "apps", "debug", "tim_information", "tracing")
 
 
 def config_path(cli_value: str | None) -> str:
@@ -51,6 +52,7 @@ def parse_config(data: Any, source: str = "") -> GatewayConfig:
         debug=root.bool("debug", False),
         tim_information=timinfo.parse_config(root.section("tim_information")) if root.has("tim_information")
         else None,
+        tracing=parse_tracing(root.section("tracing")),
         source=source,
     )
     root.finish(known=_TOP_KEYS)

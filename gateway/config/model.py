@@ -57,4 +57,6 @@ class GatewayConfig:
     debug: bool = False
     #: Parsed by `timinfo.parse_config`; None when the section is absent.
     tim_information: Any = None
+    #: `gateway.tracing.TracingConfig`; None means tracing off.
+    tracing: Any = None
     source: str = ""
