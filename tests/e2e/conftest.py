@@ -20,6 +20,7 @@ from tests.e2e.wait import PushLog
 from tests.support.gateway import GatewayProcess
 
 HERE = Path(__file__).resolve().parent
+VZD = HERE.parent / "fixtures" / "vzd"
 _users = itertools.count(1)
 
 #: app_ids the session gateway serves. Pushers pick one; the kind of pushkin decides what "delivered" means.
@@ -86,7 +87,11 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
 
 
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def gateway(tmp_path_factory: pytest.TempPathFactory, homeserver: Homeserver) -> Iterator[GatewayProcess]:
+    """The product as deployed: push gateway and TiMessengerInformation in one process.
+
+    OpenID tokens are checked at the session Synapse; the federation list is the real signed v1650 list.
+    """
     folder = tmp_path_factory.mktemp("gateway")
     record = folder / "scripted.jsonl"
     record.touch()
@@ -97,6 +102,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
             IOS_APP: {"type": "log", "keep_last": 10000},
             ANDROID_APP: {"type": "log", "keep_last": 10000},
             SCRIPTED_APP: {"type": "tests.support.pushkins.ScriptedPushkin", "record_file": str(record)},
+        },
+        "tim_information": {
+            "homeserver_url": homeserver.url,
+            "federation_list": {
+                "source": "file", "path": str(VZD / "federationList-ru-v1650.jws"),
+                "trust": {"tsl_roots": [str(VZD / "tsl-roots-ru.json")],
+                          "intermediates": [str(VZD / "GEM.KOMP-CA50-TEST-ONLY.pem")]},
+            },
         },
     }
     gw = GatewayProcess(folder, config)
