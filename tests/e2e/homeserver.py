@@ -16,6 +16,7 @@ Facts the config encodes (see the Synapse notes in the shared reference):
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import hmac
 import itertools
 import os
@@ -100,6 +101,9 @@ class Homeserver:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90) -> Homeserver:
+        if importlib.util.find_spec("synapse") is None:
+            raise RuntimeError(f"matrix-synapse is not installed for {self.python}; install the dev extra "
+                               "(pip install -e '.[dev]') to run the end-to-end tests")
         (self.dir / "media").mkdir(parents=True, exist_ok=True)
         _signing_key(self.dir / "signing.key")
         self.config_path.write_text(yaml.safe_dump(homeserver_config(self.dir, self.port, self.shared_secret)))
