@@ -1,0 +1,371 @@
+"""The ``type: apns`` pushkin: iOS pushes through aioapns 4 on the shared asyncio loop.
+
+Per device: pushkey → hex token (`apns_token`), notification → payload (`apns_payload`), payload →
+bytes within 4096 (`apns_truncate`), then up to ``max_tries`` attempts over the hardened aioapns pool
+(`apns_protocol`), each bounded by ``request_timeout_s`` and all of them by the notify deadline, with
+jittered exponential backoff between them. Every attempt carries the same ``apns-id`` and body, so APNs
+(and the device) can recognise a retried push.
+
+Classification: token errors reject the pushkey (410 only if APNs invalidated it after the pusher's
+``pushkey_ts``); 429/5xx/timeouts/connection failures are retried, then temporary; provider-auth,
+request and size errors are permanent, counted, and logged at ERROR at most once a minute per app and
+kind — they never reject pushkeys, so a revoked key or wrong topic cannot wipe every pusher.
+
+The retry loop runs as one asyncio Task per device (aioapns is asyncio-only); the Twisted side awaits it
+through `Deferred.fromFuture`, and cancelling that Deferred cancels the Task, which resets the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import ssl
+import time
+import uuid
+from base64 import b64encode
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from prometheus_client import Counter, Gauge, Histogram
+from twisted.internet.defer import Deferred
+
+from gateway.backoff import Backoff
+from gateway.config.reader import ConfigError, Section
+from gateway.model import Device, Notification, Outcome, Status
+from gateway.pushkins.apns_credentials import CredentialError, load_client_cert, load_into, load_p8
+from gateway.pushkins.apns_payload import BadDefaultPayload, PayloadOptions, build_payload
+from gateway.pushkins.apns_protocol import (
+    PRODUCTION_HOST,
+    SANDBOX_HOST,
+    ApnsRequest,
+    ApnsResponse,
+    ApnsTransportError,
+    PoolSettings,
+    open_pool,
+    send,
+)
+from gateway.pushkins.apns_token import device_token
+from gateway.pushkins.apns_truncate import PayloadTooLarge, encode_payload
+from gateway.pushkins.base import Pushkin
+
+log = logging.getLogger("gateway.pushkins.apns")
+
+PUSH_TYPES = ("alert", "background", "voip", "complication", "fileprovider", "mdm", "liveactivity", "location",
+              "pushtotalk")
+PLATFORMS = ("production", "prod", "sandbox")
+#: A room id used verbatim as apns-collapse-id (printable ASCII, at most 64 bytes); others are hashed.
+_HEADER_SAFE = re.compile(r"[!-~]{1,64}")
+
+#: APNs reasons that mean "this token will never work for this app": the pushkey is rejected.
+TOKEN_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic", "TopicDisallowed", "Unregistered",
+                           "ExpiredToken"})
+#: Provider authentication problems: our configuration, never the device's fault.
+AUTH_REASONS = frozenset({"ExpiredProviderToken", "InvalidProviderToken", "MissingProviderToken", "BadCertificate",
+                          "BadCertificateEnvironment", "Forbidden", "TooManyProviderTokenUpdates"})
+#: Every reason APNs documents; anything else is reported as "other" (metric labels stay bounded).
+KNOWN_REASONS = TOKEN_REASONS | AUTH_REASONS | frozenset({
+    "BadCollapseId", "BadExpirationDate", "BadMessageId", "BadPriority", "BadTopic", "DuplicateHeaders",
+    "IdleTimeout", "InvalidPushType", "MissingDeviceToken", "MissingTopic", "PayloadEmpty", "BadPath",
+    "MethodNotAllowed", "PayloadTooLarge", "TooManyRequests", "InternalServerError", "ServiceUnavailable",
+    "Shutdown"})
+
+# Names as in docs/operations.md (dashboards and recording rules use them).
+REQUESTS = Counter("tim_push_apns_requests", "APNs answers per attempt: HTTP status (or timeout, connect, "
+                   "connection_lost, stream_reset) and APNs reason (sygnal_apns_status_codes)",
+                   ["app", "status", "reason"])
+REQUEST_TIME = Histogram("tim_push_apns_request_seconds", "Time of one APNs attempt (sygnal_apns_request_time)",
+                         ["app"], buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+INFLIGHT = Gauge("tim_push_apns_inflight_requests", "APNs pushes in flight, retries included "
+                 "(sygnal_active_apns_requests)", ["app"])
+CONNECTIONS = Gauge("tim_push_apns_connections", "Open HTTP/2 connections to APNs", ["app"])
+TOKEN_REFRESHES = Counter("tim_push_apns_token_refreshes", "Provider (JWT) token refreshes by result",
+                          ["app", "status"])
+RETRIES = Counter("tim_push_apns_retries", "APNs attempts retried after a temporary failure", ["app", "reason"])
+TRUNCATED = Counter("tim_push_apns_payload_truncated", "Payloads truncated to fit APNs' 4096-byte limit", ["app"])
+
+
+@dataclass(frozen=True)
+class ApnsOptions:
+    host: str
+    port: int
+    topic: str
+    key: str | None = field(default=None, repr=False)
+    key_id: str | None = None
+    team_id: str | None = None
+    cert: Any = field(default=None, repr=False)  # apns_credentials.ClientCert
+    ca_file: str | None = None
+    push_type: str | None = None
+    convert_device_token_to_hex: bool = True
+    send_badge_counts: bool = True
+    max_connections: int = 10
+    max_tries: int = 3
+    request_timeout_s: float = 5.0
+    ttl_s: int = 86400
+    collapse_id: str | None = None
+
+
+def _apns_url(s: Section, sandbox: bool) -> tuple[str, int]:
+    url = s.str("apns_url", None)
+    if url is None:
+        return (SANDBOX_HOST if sandbox else PRODUCTION_HOST), 443
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise s.error("apns_url", f"invalid port in {url!r}") from None
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise s.error("apns_url", f"must be https://host[:port], got {url!r}")
+    return parts.hostname, port
+
+
+def parse_options(s: Section) -> ApnsOptions:
+    platform = s.str("platform", "production", choices=PLATFORMS)
+    host, port = _apns_url(s, platform == "sandbox")
+    keyfile, certfile = s.path_to_file("keyfile", None), s.path_to_file("certfile", None)
+    password = s.secret("certfile_password", None)
+    topic = s.str("topic", None)
+    key_id, team_id = s.str("key_id", None), s.str("team_id", None)
+    creds: dict[str, Any] = {}
+    if keyfile and certfile:
+        raise s.error("certfile", "give either keyfile (token auth) or certfile (certificate auth), not both")
+    if keyfile:
+        for name, value in (("key_id", key_id), ("team_id", team_id), ("topic", topic)):
+            if not value:
+                raise s.error(name, "is required with keyfile (token auth)")
+        try:
+            creds = dict(key=load_p8(keyfile), key_id=key_id, team_id=team_id)
+        except CredentialError as e:
+            raise s.error("keyfile", str(e)) from None
+    elif certfile:
+        try:
+            cert = load_client_cert(certfile, password)
+        except CredentialError as e:
+            raise s.error("certfile", str(e)) from None
+        topic = topic or cert.uid
+        if not topic:
+            raise s.error("topic", "is required: the certificate has no UID to take the topic from")
+        creds = dict(cert=cert)
+    else:
+        raise ConfigError(s.path, "needs keyfile + key_id + team_id + topic (token auth) or certfile "
+                                  "(certificate auth)")
+    collapse = s.str("collapse_id", "none", choices=("none", "room_id"))
+    return ApnsOptions(
+        host=host, port=port, topic=topic, ca_file=s.path_to_file("ca_file", None),
+        push_type=s.str("push_type", None, choices=PUSH_TYPES),
+        convert_device_token_to_hex=s.bool("convert_device_token_to_hex", True),
+        send_badge_counts=s.bool("send_badge_counts", True),
+        max_connections=s.int("max_connections", 10, min=1, max=1000),
+        max_tries=s.int("max_tries", 3, min=1, max=10),
+        request_timeout_s=s.number("request_timeout_s", 5.0, min=0.05, max=300),
+        ttl_s=s.int("ttl_s", 86400, min=0, max=365 * 86400),
+        collapse_id=None if collapse == "none" else collapse,
+        **creds,
+    )
+
+
+def _proxy_settings(proxy: str | None) -> dict[str, Any]:
+    if not proxy:
+        return {}
+    parts = urlsplit(proxy)
+    out: dict[str, Any] = dict(proxy_host=parts.hostname, proxy_port=parts.port or 80)
+    if parts.username is not None:
+        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        out["proxy_authorization"] = "Basic " + b64encode(creds.encode()).decode()
+    return out
+
+
+class _EveryMinute:
+    """At most one ERROR line per kind per period; the next line says how many were folded into it."""
+
+    def __init__(self, period_s: float = 60.0) -> None:
+        self.period_s = period_s
+        self._last: dict[str, float] = {}
+        self._folded: dict[str, int] = {}
+
+    def error(self, kind: str, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.period_s:
+            self._folded[kind] = self._folded.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        folded = self._folded.pop(kind, 0)
+        if folded:
+            log.error(msg + " (%d more like this in the last minute)", *args, folded)
+        else:
+            log.error(msg, *args)
+
+
+class ApnsPushkin(Pushkin):
+    type_names = ("apns",)
+
+    @classmethod
+    def parse_config(cls, section: Section) -> ApnsOptions:
+        return parse_options(section)
+
+    def __init__(self, app: Any, ctx: Any) -> None:
+        super().__init__(app, ctx)
+        self.opts: ApnsOptions = app.options
+        self.payload_opts = PayloadOptions(send_badge_counts=self.opts.send_badge_counts,
+                                           tim_content_free=app.tim_content_free)
+        self.backoff = Backoff(max_tries=self.opts.max_tries, base_s=0.25, max_s=2.0)
+        #: All attempts of one push finish before the gateway answers the homeserver.
+        self.budget_s = max(0.05, ctx.request_timeout_s * 0.85)
+        self.errors = _EveryMinute()
+        self.pool: Any = None
+        #: Set at shutdown: pending pushes end instead of reconnecting for a retry.
+        self.stopping = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._responses: dict[tuple[str, str], Any] = {}
+        self._attempt_time = REQUEST_TIME.labels(self.app_id)
+        self._inflight = INFLIGHT.labels(self.app_id)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()  # system CAs, or SSL_CERT_FILE / SSL_CERT_DIR
+        if self.opts.ca_file:
+            ctx.load_verify_locations(cafile=self.opts.ca_file)
+        ctx.set_alpn_protocols(["h2"])
+        if self.opts.cert is not None:
+            load_into(ctx, self.opts.cert)
+        return ctx
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        o = self.opts
+        self.pool = open_pool(PoolSettings(
+            host=o.host, port=o.port, topic=o.topic, ssl_context=self.ssl_context(),
+            max_connections=o.max_connections, key=o.key, key_id=o.key_id, team_id=o.team_id,
+            on_token=TOKEN_REFRESHES.labels(self.app_id, "ok").inc, **_proxy_settings(self.ctx.proxy)))
+        pool = self.pool
+        CONNECTIONS.labels(self.app_id).set_function(lambda: len(pool.connections))
+        if o.cert is not None:
+            days = (o.cert.not_after.timestamp() - time.time()) / 86400
+            if days < 30:
+                log.warning("APNs client certificate of app %s expires in %.0f days", self.app_id, days)
+        log.info("APNs app %s: %s:%d topic=%s auth=%s%s", self.app_id, o.host, o.port, o.topic,
+                 "token" if o.key else "certificate", " via proxy" if self.ctx.proxy else "")
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.pool is not None:
+            self.pool.close()
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def prepare(self, n: Notification, device: Device) -> ApnsRequest | Outcome:
+        """Everything before the network, synchronously: token, payload, body, headers."""
+        o = self.opts
+        token = device_token(device.pushkey, o.convert_device_token_to_hex)
+        if token is None:
+            log.warning("app %s pushkey %s is not an APNs device token; not sent", self.app_id, device.key_hash)
+            return Outcome.failed("invalid_token")
+        try:
+            payload = build_payload(n, device, self.payload_opts)
+        except BadDefaultPayload as e:
+            log.info("app %s pushkey %s rejected: %s", self.app_id, device.key_hash, e)
+            return Outcome.rejected("bad_default_payload")
+        if payload is None:
+            return Outcome(Status.DELIVERED, "nothing_to_send")
+        try:
+            body, truncated = encode_payload(payload)
+        except PayloadTooLarge:
+            self.errors.error("too_large", "app %s: payload over 4096 bytes with nothing left to truncate "
+                              "(default_payload too big?)", self.app_id)
+            return Outcome.failed("payload_too_large")
+        if truncated:
+            TRUNCATED.labels(self.app_id).inc()
+        background = o.push_type == "background"
+        collapse = None
+        if o.collapse_id == "room_id" and n.room_id:
+            collapse = n.room_id if _HEADER_SAFE.fullmatch(n.room_id) else \
+                hashlib.sha256(n.room_id.encode()).hexdigest()
+        return ApnsRequest(
+            token=token, body=body, apns_id=str(uuid.uuid4()),
+            priority=5 if (background or n.prio == "low") else 10,
+            expiration=0 if o.ttl_s == 0 else int(time.time()) + o.ttl_s,
+            collapse_id=collapse, push_type=o.push_type)
+
+    async def dispatch(self, notification: Notification, device: Device) -> Outcome:
+        try:
+            prepared = self.prepare(notification, device)
+            if isinstance(prepared, Outcome):
+                return prepared
+            assert self.loop is not None, "start() was not awaited"
+            return await Deferred.fromFuture(self.loop.create_task(self.deliver(prepared, device)))
+        except Exception:
+            log.exception("APNs dispatch failed unexpectedly for app %s pushkey %s", self.app_id, device.key_hash)
+            return Outcome.temporary("internal_error")
+
+    async def deliver(self, req: ApnsRequest, device: Device) -> Outcome:
+        """Attempts with backoff inside the budget (asyncio side)."""
+        self._inflight.inc()
+        try:
+            return await self._attempts(req, device)
+        finally:
+            self._inflight.dec()
+
+    async def _attempts(self, req: ApnsRequest, device: Device) -> Outcome:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.budget_s
+        attempt = 0
+        while True:
+            attempt += 1
+            started = loop.time()
+            try:
+                async with asyncio.timeout(min(self.opts.request_timeout_s, deadline - started)):
+                    resp = await send(self.pool, req)
+            except TimeoutError:
+                outcome = self._count("timeout", "", Outcome.temporary("timeout"))
+            except ApnsTransportError as e:
+                outcome = self._count(e.kind, "", Outcome.temporary(e.kind))
+            else:
+                outcome = self.classify(resp, device)
+            self._attempt_time.observe(loop.time() - started)
+            if outcome.status is not Status.TEMPORARY or attempt >= self.opts.max_tries or self.stopping:
+                break
+            delay = self.backoff.delay(attempt, outcome.retry_after)
+            if loop.time() + delay + 0.05 >= deadline:
+                break
+            RETRIES.labels(self.app_id, outcome.reason).inc()
+            await asyncio.sleep(delay)
+        if outcome.status is Status.TEMPORARY:
+            log.warning("APNs push for app %s pushkey %s failed temporarily after %d attempt(s): %s",
+                        self.app_id, device.key_hash, attempt, outcome.reason)
+        return outcome
+
+    def _count(self, status: str, reason: str, outcome: Outcome) -> Outcome:
+        key = (status, reason)
+        child = self._responses.get(key)
+        if child is None:
+            child = self._responses[key] = REQUESTS.labels(self.app_id, status, reason)
+        child.inc()
+        return outcome
+
+    def classify(self, resp: ApnsResponse, device: Device) -> Outcome:
+        status = resp.status
+        reason = resp.reason if resp.reason in KNOWN_REASONS else ("other" if resp.reason else "")
+        label = str(status) if 100 <= status <= 599 else "invalid"
+        if status == 200:
+            return self._count(label, "", Outcome.delivered())
+        if reason in TOKEN_REASONS:
+            if status == 410 and resp.timestamp is not None and device.pushkey_ts is not None \
+                    and device.pushkey_ts * 1000 > resp.timestamp:
+                log.info("app %s pushkey %s: APNs says %s as of %d, but the pusher was refreshed later; "
+                         "not rejecting", self.app_id, device.key_hash, reason, resp.timestamp)
+                return self._count(label, reason, Outcome.failed("unregistered_before_refresh"))
+            log.info("app %s pushkey %s rejected by APNs: %s", self.app_id, device.key_hash, reason)
+            return self._count(label, reason, Outcome.rejected(reason))
+        if status == 429 or status >= 500:
+            return self._count(label, reason, Outcome.temporary(reason or f"http_{status}"))
+        if reason in AUTH_REASONS:
+            self.errors.error("auth", "app %s: APNs refused our credentials (%s %s); check keyfile/key_id/team_id "
+                              "or certfile", self.app_id, status, reason)
+            return self._count(label, reason, Outcome.failed(reason))
+        if status == 413:
+            self.errors.error("too_large", "app %s: APNs answered 413 PayloadTooLarge", self.app_id)
+            return self._count(label, reason, Outcome.failed("PayloadTooLarge"))
+        self.errors.error(f"http_{label}", "app %s: APNs refused the request (%s %s); check topic/push_type",
+                          self.app_id, status, reason or "-")
+        return self._count(label, reason, Outcome.failed(reason or f"http_{label}"))
