@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.homeserver import Homeserver, MatrixUser
-from tests.e2e.wait import PushLog
+from tests.e2e.wait import Received
+from tests.fakes.apns import FakeAPNs, TokenAuth, make_p8
+from tests.fakes.fcm import FakeGoogle, make_service_account
 from tests.support.gateway import GatewayProcess
+from tests.support.tls import TestCA, make_ca
 
 HERE = Path(__file__).resolve().parent
 VZD = HERE.parent / "fixtures" / "vzd"
@@ -27,6 +30,14 @@ _users = itertools.count(1)
 IOS_APP = "org.example.e2e.ios"
 ANDROID_APP = "org.example.e2e.android"
 SCRIPTED_APP = "org.example.e2e.scripted"
+#: The same providers in TI-M mode (``tim_content_free``): nothing but ids and counts may leave the gateway.
+IOS_TIM_APP = "org.example.e2e.tim.ios"
+ANDROID_TIM_APP = "org.example.e2e.tim.android"
+#: The gateway's retry-queue poll interval (its queue metrics are refreshed this often).
+QUEUE_POLL_S = 0.1
+APNS_TOPIC = "org.example.e2e.ios"
+APNS_KEY_ID = "E2EKEY0001"
+APNS_TEAM_ID = "E2ETEAM001"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -86,21 +97,61 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
     yield from _running("synapse", Homeserver(tmp_path_factory.mktemp("synapse")))
 
 
+@dataclass(frozen=True)
+class Pki:
+    folder: Path
+    ca: TestCA
+    p8: Path
+    p8_public: str
+
+
 @pytest.fixture(scope="session")
-def gateway(tmp_path_factory: pytest.TempPathFactory, homeserver: Homeserver) -> Iterator[GatewayProcess]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    folder = tmp_path_factory.mktemp("pki")
+    p8, public = make_p8(folder)
+    return Pki(folder, make_ca(folder), p8, public)
+
+
+@pytest.fixture(scope="session")
+def fake_apns(pki: Pki) -> Iterator[FakeAPNs]:
+    with FakeAPNs(pki.ca, pki.folder, topic=APNS_TOPIC,
+                  token_auth=TokenAuth(pki.p8_public, APNS_KEY_ID, APNS_TEAM_ID)) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def fake_fcm(pki: Pki) -> Iterator[FakeGoogle]:
+    fake = FakeGoogle(pki.ca.issue(pki.folder, "fake-google", ("127.0.0.1",))).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, homeserver: Homeserver, pki: Pki, fake_apns: FakeAPNs,
+            fake_fcm: FakeGoogle) -> Iterator[GatewayProcess]:
     """The product as deployed: push gateway and TiMessengerInformation in one process.
 
-    OpenID tokens are checked at the session Synapse; the federation list is the real signed v1650 list.
+    Pushes go over TLS (trusting the test CA) to the fake APNs and FCM; OpenID tokens are checked at the
+    session Synapse; the federation list is the real signed v1650 list.
     """
     folder = tmp_path_factory.mktemp("gateway")
     record = folder / "scripted.jsonl"
     record.touch()
+    account = make_service_account(pki.folder, fake_fcm.token_uri, project_id=fake_fcm.project_id)
+    fake_fcm.add_account(account)
+    ca_file = str(pki.ca.cert_path)
+    apns = {"type": "apns", "keyfile": str(pki.p8), "key_id": APNS_KEY_ID, "team_id": APNS_TEAM_ID,
+            "topic": APNS_TOPIC, "apns_url": fake_apns.url, "ca_file": ca_file}
+    fcm = {"type": "fcm", "service_account_file": str(account.path), "fcm_url": fake_fcm.url, "ca_file": ca_file}
     config = {
-        "debug": True,
         "server": {"request_timeout_s": 2},
         "apps": {
-            IOS_APP: {"type": "log", "keep_last": 10000},
-            ANDROID_APP: {"type": "log", "keep_last": 10000},
+            IOS_APP: apns,
+            ANDROID_APP: fcm,
+            IOS_TIM_APP: {**apns, "tim_content_free": True},
+            ANDROID_TIM_APP: {**fcm, "tim_content_free": True},
             SCRIPTED_APP: {"type": "tests.support.pushkins.ScriptedPushkin", "record_file": str(record)},
         },
         "tim_information": {
@@ -129,8 +180,8 @@ def notify_url(gateway: GatewayProcess) -> str:
 
 
 @pytest.fixture
-def push_log(gateway: GatewayProcess) -> PushLog:
-    return PushLog(gateway)
+def received(gateway: GatewayProcess, fake_apns: FakeAPNs, fake_fcm: FakeGoogle) -> Received:
+    return Received(fake_apns, fake_fcm, gateway.record_file)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -1,95 +1,191 @@
-"""What a real Synapse sends through http pushers, as seen by the gateway's pushkins.
+"""A real Synapse pushing through the gateway to the fake APNs and FCM: what reaches the providers, byte for byte.
 
-Each test registers a fresh receiver with its own pushkeys, so counts are exact and pushes of other tests
+Each test registers a fresh receiver with its own pushkeys, so counts are exact and another test's pushes
 never match. Synapse works through a pusher's events strictly in order and only moves to the next event
-after the gateway answered 200 for the previous one; so once a later event has arrived, any resend of an
-earlier one would already be visible — that is how "exactly once" is checked without sleeping.
+after the gateway answered 200 for the previous one; so once a later event has arrived, any resend of
+an earlier one would already be visible. That is how "exactly once" is checked without sleeping.
 """
 
 from __future__ import annotations
 
-import secrets
+import time
+import uuid
 
-from tests.e2e.conftest import ANDROID_APP, IOS_APP, SCRIPTED_APP, Scene
-from tests.e2e.wait import PushLog, eventually
+import jwt
+
+from tests.e2e.conftest import (ANDROID_APP, ANDROID_TIM_APP, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, IOS_APP,
+                                IOS_TIM_APP, SCRIPTED_APP, Scene)
+from tests.e2e.wait import Received, apns_pushkey, eventually, fcm_pushkey
+from tests.fakes.apns import Reply as ApnsReply
+from tests.fakes.fcm import Reply as FcmReply
+
+#: The pusher data Element iOS registers for content-free pushes; its app extension fetches the event.
+ELEMENT_IOS_EVENT_ID_ONLY = {
+    "format": "event_id_only",
+    "default_payload": {"aps": {"mutable-content": 1, "content-available": 1,
+                                "alert": {"loc-key": "Notification", "loc-args": []}}},
+}
 
 
-def key(prefix: str = "pk") -> str:
-    return f"{prefix}-{secrets.token_hex(6)}"
+def apns_message(room_id: str, event_id: str, text: str, badge: int) -> bytes:
+    # Two members and no encryption: Synapse's one-to-one rule adds sound "default" and sends prio high.
+    return ('{"aps":{"alert":{"loc-key":"MSG_FROM_USER_WITH_CONTENT","loc-args":["alice","%s"]},'
+            '"sound":"default","badge":%d},"room_id":"%s","event_id":"%s"}' % (text, badge, room_id, event_id)
+            ).encode()
 
 
-def test_message_reaches_each_pusher_once_with_ids_and_counts(scene: Scene, push_log: PushLog) -> None:
-    ios, android = key(), key()
+def fcm_message(token: str, room_id: str, event_id: str, text: str, unread: int) -> bytes:
+    return ('{"message":{"android":{"priority":"high"},"data":{"content":"{\\"body\\":\\"%s\\",'
+            '\\"msgtype\\":\\"m.text\\"}","content_body":"%s","content_msgtype":"m.text","event_id":"%s",'
+            '"prio":"high","room_id":"%s","sender":"@alice:hs.e2e.test","sender_display_name":"alice",'
+            '"type":"m.room.message","unread":"%d"},"token":"%s"},"validate_only":false}'
+            % (text, text, event_id, room_id, unread, token)).encode()
+
+
+def fcm_ids_only(token: str, room_id: str, event_id: str, unread: int) -> bytes:
+    return ('{"message":{"android":{"priority":"high"},"data":{"event_id":"%s","prio":"high","room_id":"%s",'
+            '"unread":"%d"},"token":"%s"},"validate_only":false}' % (event_id, room_id, unread, token)).encode()
+
+
+def fcm_badge(token: str, unread: int) -> bytes:
+    return ('{"message":{"android":{"priority":"high"},"data":{"prio":"high","sender":"","unread":"%d"},'
+            '"token":"%s"},"validate_only":false}' % (unread, token)).encode()
+
+
+def test_message_reaches_apns_and_fcm_once_each_with_ids_and_counts(scene: Scene, received: Received) -> None:
+    ios, token = apns_pushkey()
+    android = fcm_pushkey()
     scene.receiver.set_pusher(IOS_APP, ios, scene.notify_url)
     scene.receiver.set_pusher(ANDROID_APP, android, scene.notify_url)
+    sent_at = time.time()
 
     first = scene.sender.send_text(scene.room_id, "first")
     second = scene.sender.send_text(scene.room_id, "second")
 
-    for app_id, pushkey in ((IOS_APP, ios), (ANDROID_APP, android)):
-        push_log.wait_event(pushkey, second)
-        pushes = push_log.logged(pushkey)
-        assert [p["event_id"] for p in pushes] == [first, second]
-        # Two members, no encryption: Synapse's one-to-one rule adds a sound tweak, hence prio high.
-        common = {"app_id": app_id, "room_id": scene.room_id, "type": "m.room.message", "prio": "high",
-                  "missed_calls": None, "format": None}
-        assert pushes[0] == {**common, "pushkey_hash": pushes[0]["pushkey_hash"], "event_id": first, "unread": 1}
-        assert pushes[1] == {**common, "pushkey_hash": pushes[1]["pushkey_hash"], "event_id": second, "unread": 2}
+    apns = received.wait_apns(token, 2)
+    assert [r.body for r in apns] == [apns_message(scene.room_id, first, "first", 1),
+                                      apns_message(scene.room_id, second, "second", 2)]
+    for r in apns:
+        h = r.headers
+        assert (h[":method"], h[":path"], h["apns-topic"], h["apns-priority"]) == (
+            "POST", f"/3/device/{token}", APNS_TOPIC, "10")
+        assert uuid.UUID(h["apns-id"])
+        assert sent_at + 86400 - 5 <= int(h["apns-expiration"]) <= time.time() + 86400 + 5
+        assert r.jwt_header == {"alg": "ES256", "kid": APNS_KEY_ID, "typ": "JWT"}
+        assert r.jwt_claims is not None and r.jwt_claims["iss"] == APNS_TEAM_ID
+    assert apns[0].headers["apns-id"] != apns[1].headers["apns-id"]
+
+    fcm = received.wait_fcm(android, 2)
+    assert [r.body for r in fcm] == [fcm_message(android, scene.room_id, first, "first", 1),
+                                     fcm_message(android, scene.room_id, second, "second", 2)]
+    for r in fcm:
+        assert r.path == f"/v1/projects/{received.fcm_fake.project_id}/messages:send"
+        assert r.header("Content-Type") == "application/json"
+        assert (r.header("Authorization") or "").startswith("Bearer ya29.fake-")
+
+    # The second event arrived, so Synapse is done with the first: nothing was sent twice.
+    assert len(received.apns(token)) == 2 and len(received.fcm(android)) == 2
 
 
-def test_event_id_only_pusher_gets_ids_and_counts_without_type(scene: Scene, push_log: PushLog) -> None:
-    pushkey = key()
-    scene.receiver.set_pusher(IOS_APP, pushkey, scene.notify_url, data={"format": "event_id_only"})
+def test_event_id_only_pushers_get_content_free_pushes(scene: Scene, received: Received) -> None:
+    ios, token = apns_pushkey()
+    android = fcm_pushkey()
+    scene.receiver.set_pusher(IOS_APP, ios, scene.notify_url, data=ELEMENT_IOS_EVENT_ID_ONLY)
+    scene.receiver.set_pusher(ANDROID_APP, android, scene.notify_url, data={"format": "event_id_only"})
 
-    event_id = scene.sender.send_text(scene.room_id, "secret text")
+    event_id = scene.sender.send_text(scene.room_id, "the secret text")
 
-    push = push_log.wait_event(pushkey, event_id)
-    assert push["format"] == "event_id_only"
-    assert (push["room_id"], push["unread"], push["type"]) == (scene.room_id, 1, None)
-    assert len(push_log.logged(pushkey)) == 1
+    [apns] = received.wait_apns(token, 1)
+    # Synapse stores pusher data as canonical JSON, so default_payload comes back with sorted keys.
+    assert apns.body == (
+        '{"aps":{"alert":{"loc-args":[],"loc-key":"Notification"},"content-available":1,"mutable-content":1},'
+        '"room_id":"%s","event_id":"%s","unread_count":1}' % (scene.room_id, event_id)).encode()
+    [fcm] = received.wait_fcm(android, 1)
+    assert fcm.body == fcm_ids_only(android, scene.room_id, event_id, 1)
+    for body in (apns.body, fcm.body):
+        assert b"secret" not in body and b"alice" not in body
 
 
-def test_read_receipts_send_badge_only_updates_down_to_zero(scene: Scene, push_log: PushLog) -> None:
-    pushkey = key()
-    scene.receiver.set_pusher(ANDROID_APP, pushkey, scene.notify_url)
+def test_tim_apps_send_only_ids_and_counts_even_for_full_format_pushers(scene: Scene,
+                                                                      received: Received) -> None:
+    ios, token = apns_pushkey()
+    android = fcm_pushkey()
+    scene.receiver.set_pusher(IOS_TIM_APP, ios, scene.notify_url)
+    scene.receiver.set_pusher(ANDROID_TIM_APP, android, scene.notify_url)
+
+    event_id = scene.sender.send_text(scene.room_id, "the secret text")
+
+    [apns] = received.wait_apns(token, 1)
+    assert apns.body == ('{"aps":{"alert":{"loc-key":"TIM_NEW_EVENT"},"mutable-content":1,"badge":1,'
+                         '"sound":"default"},"room_id":"%s","event_id":"%s"}' % (scene.room_id, event_id)).encode()
+    [fcm] = received.wait_fcm(android, 1)
+    assert fcm.body == fcm_ids_only(android, scene.room_id, event_id, 1)
+    for body in (apns.body, fcm.body):
+        assert b"secret" not in body and b"alice" not in body
+
+
+def test_read_receipts_send_badge_only_updates_down_to_zero(scene: Scene, received: Received) -> None:
+    ios, token = apns_pushkey()
+    android = fcm_pushkey()
+    scene.receiver.set_pusher(IOS_APP, ios, scene.notify_url)
+    scene.receiver.set_pusher(ANDROID_APP, android, scene.notify_url)
     first = scene.sender.send_text(scene.room_id, "one")
     second = scene.sender.send_text(scene.room_id, "two")
-    assert push_log.wait_event(pushkey, second)["unread"] == 2
+    received.wait_apns(token, 2)
+    received.wait_fcm(android, 2)
 
     scene.receiver.read_receipt(scene.room_id, first)
-    assert push_log.wait_badges(pushkey, 1) == [1]
+    assert received.wait_apns(token, 3)[2].body == b'{"aps":{"badge":1}}'
+    assert received.wait_fcm(android, 3)[2].body == fcm_badge(android, 1)
+
     scene.receiver.read_receipt(scene.room_id, second)
-    assert push_log.wait_badges(pushkey, 2) == [1, 0]
+    assert received.wait_apns(token, 4)[3].body == b'{"aps":{"badge":0}}'
+    assert received.wait_fcm(android, 4)[3].body == fcm_badge(android, 0)
 
-    badge_pushes = [p for p in push_log.logged(pushkey) if p["event_id"] is None]
-    assert all(p["room_id"] is None and p["type"] is None for p in badge_pushes)
-
-    # After reading everything, the next message counts from zero again.
+    # Everything read: the next message counts from one again.
     third = scene.sender.send_text(scene.room_id, "three")
-    assert push_log.wait_event(pushkey, third)["unread"] == 1
+    assert received.wait_apns(token, 5)[4].body == apns_message(scene.room_id, third, "three", 1)
+    assert received.wait_fcm(android, 5)[4].body == fcm_message(android, scene.room_id, third, "three", 1)
 
 
-def test_rejected_pushkey_makes_synapse_remove_the_pusher(scene: Scene, push_log: PushLog) -> None:
-    dead, alive = key("reject"), key()
-    scene.receiver.set_pusher(SCRIPTED_APP, dead, scene.notify_url)
-    scene.receiver.set_pusher(IOS_APP, alive, scene.notify_url)
-    assert {p["pushkey"] for p in scene.receiver.pushers()} == {dead, alive}
+def test_unregistered_tokens_are_rejected_and_synapse_removes_those_pushers(scene: Scene,
+                                                                             received: Received) -> None:
+    dead_ios, dead_token = apns_pushkey()
+    dead_android = fcm_pushkey()
+    alive, alive_token = apns_pushkey()
+    for app_id, pushkey in ((IOS_APP, dead_ios), (ANDROID_APP, dead_android), (IOS_APP, alive)):
+        scene.receiver.set_pusher(app_id, pushkey, scene.notify_url)
+    # Apple's timestamp says the token died after the pusher was registered, so the pushkey is really dead.
+    received.apns_fake.script(dead_token, ApnsReply(410, "Unregistered", timestamp=int(time.time() * 1000) + 1000))
+    received.fcm_fake.script(dead_android, FcmReply(404, "UNREGISTERED"))
+    assert {p["pushkey"] for p in scene.receiver.pushers()} == {dead_ios, dead_android, alive}
 
     event_id = scene.sender.send_text(scene.room_id, "hello")
 
-    push_log.wait_event(alive, event_id)
-    eventually(lambda: {p["pushkey"] for p in scene.receiver.pushers()} == {alive}, "the rejected pusher's removal")
-    assert push_log.scripted(dead) == []
+    eventually(lambda: {p["pushkey"] for p in scene.receiver.pushers()} == {alive}, "removal of both dead pushers")
+    assert [(r.answer.status, r.answer.reason) for r in received.apns(dead_token)  # type: ignore[union-attr]
+            ] == [(410, "Unregistered")]
+    assert len(received.fcm(dead_android)) == 1
 
-    # The removed pusher gets nothing more; the other one carries on.
+    # The removed pushers get nothing more; the live one carries on.
     later = scene.sender.send_text(scene.room_id, "again")
-    push_log.wait_event(alive, later)
-    assert [p["event_id"] for p in push_log.logged(alive)] == [event_id, later]
+    bodies = [r.body for r in received.wait_apns(alive_token, 2)]
+    assert bodies == [apns_message(scene.room_id, event_id, "hello", 1), apns_message(scene.room_id, later, "again", 2)]
+    assert len(received.apns(dead_token)) == 1 and len(received.fcm(dead_android)) == 1
 
 
-def test_unknown_app_id_is_rejected_and_its_pusher_removed(scene: Scene, push_log: PushLog) -> None:
-    stray = key()
-    scene.receiver.set_pusher("org.example.not.configured", stray, scene.notify_url)
+def test_rejection_by_a_custom_pushkin_removes_the_pusher(scene: Scene, received: Received) -> None:
+    dead = f"reject-{uuid.uuid4().hex}"
+    scene.receiver.set_pusher(SCRIPTED_APP, dead, scene.notify_url)
+
+    scene.sender.send_text(scene.room_id, "hello")
+
+    eventually(lambda: scene.receiver.pushers() == [] or None, "removal of the rejected pusher")
+    assert received.scripted(dead) == []
+
+
+def test_unknown_app_id_is_rejected_and_its_pusher_removed(scene: Scene) -> None:
+    scene.receiver.set_pusher("org.example.not.configured", fcm_pushkey(), scene.notify_url)
 
     scene.sender.send_text(scene.room_id, "hello")
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import SCRIPTED_APP, Scene
-from tests.e2e.wait import PushLog, eventually
+from tests.e2e.wait import Received, eventually
 from tests.support.gateway import GatewayProcess
 
 STATUS = "tim_push_pushgateway_status_codes_total"
 
 
 @pytest.mark.xfail(strict=True, reason="without a retry queue the deadline answer is 503, Synapse resends")
-def test_stalled_provider_gets_200_in_time_and_one_late_delivery(scene: Scene, push_log: PushLog,
+def test_stalled_provider_gets_200_in_time_and_one_late_delivery(scene: Scene, received: Received,
                                                                  gateway: GatewayProcess) -> None:
     # The scripted pushkin sleeps 3 s for this key; the session gateway answers within 2 s.
     slow = f"slow-3-{scene.receiver.user_id}"
@@ -29,7 +29,7 @@ def test_stalled_provider_gets_200_in_time_and_one_late_delivery(scene: Scene, p
     # Synapse moves on to the second event only after a 200 for the first; both arrive, each once.
     # Waiting stops early as soon as any event was delivered twice.
     def delivered() -> list[str] | None:
-        events = [r["event_id"] for r in push_log.scripted(slow)]
+        events = [r["event_id"] for r in received.scripted(slow)]
         return events if len(set(events)) < len(events) or set(events) == {first, second} else None
 
     assert eventually(delivered, "late deliveries of both events") == [first, second]

@@ -1,21 +1,23 @@
-"""Observing what reached the gateway's pushkins, and waiting for it without fixed sleeps.
+"""Observing what reached the fake providers, and waiting for it without fixed sleeps.
 
 Synapse pushes asynchronously after an event is persisted, so every assertion polls until the expected
-push is there (or a generous deadline passes, which only bounds a failing test). Pushes are told apart by
-pushkey (each test uses its own) and event_id, never by position: joins and invites also produce pushes.
+push is there (a generous deadline only bounds a failing test). Pushes are told apart by pushkey (each
+test uses its own) and event_id, never by position: joins and invites also produce pushes.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
-from gateway.model import pushkey_hash
-from tests.support.gateway import GatewayProcess
+from tests.fakes.apns import FakeAPNs
+from tests.fakes.apns import Received as ApnsRequest
+from tests.fakes.fcm import FakeGoogle, Recorded
 
 T = TypeVar("T")
 
@@ -23,7 +25,7 @@ DEADLINE_S = 20.0
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
-    """Call ``probe`` until it returns something other than None/False/empty."""
+    """Call ``probe`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -34,34 +36,38 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLI
         time.sleep(0.05)
 
 
-class PushLog:
-    """Pushes seen by the gateway's ``log`` pushkins (``GET /_debug/last``) and the scripted pushkin's file."""
+def apns_pushkey() -> tuple[str, str]:
+    """(pushkey as an iOS client registers it: base64 of the device token, the token in hex as APNs sees it)."""
+    token = secrets.token_bytes(32)
+    return base64.b64encode(token).decode(), token.hex()
 
-    def __init__(self, gateway: GatewayProcess) -> None:
-        self.gateway = gateway
-        self.record_file: Path = gateway.record_file  # type: ignore[attr-defined]
 
-    def logged(self, pushkey: str) -> list[dict[str, Any]]:
-        resp = self.gateway.get("/_debug/last")
-        assert resp.status == 200, resp
-        key_hash = pushkey_hash(pushkey)
-        return [n for n in resp.json()["notifications"] if n["pushkey_hash"] == key_hash]
+def fcm_pushkey() -> str:
+    return f"fcm-{secrets.token_urlsafe(24)}"
+
+
+class Received:
+    """What the fake APNs, the fake FCM and the scripted pushkin got, per pushkey."""
+
+    def __init__(self, apns: FakeAPNs, fcm: FakeGoogle, record_file: Path) -> None:
+        self.apns_fake = apns
+        self.fcm_fake = fcm
+        self.record_file = record_file
+
+    def apns(self, token_hex: str) -> list[ApnsRequest]:
+        return self.apns_fake.for_token(token_hex)
+
+    def fcm(self, pushkey: str) -> list[Recorded]:
+        return self.fcm_fake.sends_for(pushkey)
 
     def scripted(self, pushkey: str) -> list[dict[str, Any]]:
         lines = self.record_file.read_bytes().splitlines()
-        return [rec for rec in map(orjson.loads, lines) if rec["pushkey"] == pushkey]
+        return [rec for rec in map(json.loads, lines) if rec["pushkey"] == pushkey]
 
-    def for_event(self, pushkey: str, event_id: str) -> list[dict[str, Any]]:
-        return [n for n in self.logged(pushkey) if n["event_id"] == event_id]
+    def wait_apns(self, token_hex: str, count: int) -> list[ApnsRequest]:
+        return eventually(lambda: (got := self.apns(token_hex)) and len(got) >= count and got,
+                          f"{count} APNs request(s)")
 
-    def wait_event(self, pushkey: str, event_id: str) -> dict[str, Any]:
-        """The single logged push of ``event_id`` to ``pushkey`` (fails if it never comes)."""
-        return eventually(lambda: self.for_event(pushkey, event_id), f"push of {event_id}")[0]
-
-    def badges(self, pushkey: str) -> list[int]:
-        """Unread counts of the badge-only updates (no event) logged for ``pushkey``, in arrival order."""
-        return [n["unread"] for n in self.logged(pushkey) if n["event_id"] is None]
-
-    def wait_badges(self, pushkey: str, count: int) -> list[int]:
-        return eventually(lambda: (b := self.badges(pushkey)) and len(b) >= count and b,
-                          f"{count} badge update(s)")
+    def wait_fcm(self, pushkey: str, count: int) -> list[Recorded]:
+        return eventually(lambda: (got := self.fcm(pushkey)) and len(got) >= count and got,
+                          f"{count} FCM send(s)")
