@@ -198,10 +198,23 @@ class Scene:
     notify_url: str
 
 
-@pytest.fixture
-def scene(homeserver: Homeserver, alice: MatrixUser, notify_url: str) -> Scene:
+def _scene(homeserver: Homeserver, alice: MatrixUser, notify_url: str, extra_members: int,
+           name: str | None = None) -> Scene:
     bob = homeserver.register(f"bob{next(_users)}")
-    room_id = alice.create_room(invite=[bob])
-    bob.join(room_id)
+    others = [homeserver.register(f"carol{next(_users)}") for _ in range(extra_members)]
+    room_id = alice.create_room(invite=[bob, *others], name=name)
+    for member in (*others, bob):
+        member.join(room_id)
     bob.read_receipt(room_id, bob.latest_event(room_id))
     return Scene(alice, bob, room_id, notify_url)
+
+
+@pytest.fixture
+def scene(homeserver: Homeserver, alice: MatrixUser, notify_url: str) -> Scene:
+    return _scene(homeserver, alice, notify_url, extra_members=0)
+
+
+@pytest.fixture
+def group_scene(homeserver: Homeserver, alice: MatrixUser, notify_url: str) -> Scene:
+    """Like `scene`, in a three-member room named "Lunch": Synapse's default rules push without sound there."""
+    return _scene(homeserver, alice, notify_url, extra_members=1, name="Lunch")

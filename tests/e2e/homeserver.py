@@ -186,9 +186,11 @@ class MatrixUser:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         return _ok(self.hs.api(method, path, body, self.token))
 
-    def create_room(self, invite: list[MatrixUser] = ()) -> str:  # type: ignore[assignment]
-        doc = self.call("POST", "/_matrix/client/v3/createRoom",
-                        {"preset": "private_chat", "invite": [u.user_id for u in invite]})
+    def create_room(self, invite: list[MatrixUser] = (), name: str | None = None) -> str:  # type: ignore[assignment]
+        body: dict[str, Any] = {"preset": "private_chat", "invite": [u.user_id for u in invite]}
+        if name is not None:
+            body["name"] = name
+        doc = self.call("POST", "/_matrix/client/v3/createRoom", body)
         return str(doc["room_id"])
 
     def join(self, room_id: str) -> None:

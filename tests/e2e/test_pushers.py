@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import jwt
 
@@ -34,12 +35,15 @@ def apns_message(room_id: str, event_id: str, text: str, badge: int) -> bytes:
             ).encode()
 
 
-def fcm_message(token: str, room_id: str, event_id: str, text: str, unread: int) -> bytes:
-    return ('{"message":{"android":{"priority":"high"},"data":{"content":"{\\"body\\":\\"%s\\",'
+def fcm_message(token: str, room_id: str, event_id: str, text: str, unread: int, *, prio: str = "high",
+                room_name: str | None = None) -> bytes:
+    """FCM's priority (and Sygnal's data.prio) is "normal" for Matrix prio "low"."""
+    name = '"room_name":"%s",' % room_name if room_name else ""
+    return ('{"message":{"android":{"priority":"%s"},"data":{"content":"{\\"body\\":\\"%s\\",'
             '\\"msgtype\\":\\"m.text\\"}","content_body":"%s","content_msgtype":"m.text","event_id":"%s",'
-            '"prio":"high","room_id":"%s","sender":"@alice:hs.e2e.test","sender_display_name":"alice",'
+            '"prio":"%s","room_id":"%s",%s"sender":"@alice:hs.e2e.test","sender_display_name":"alice",'
             '"type":"m.room.message","unread":"%d"},"token":"%s"},"validate_only":false}'
-            % (text, text, event_id, room_id, unread, token)).encode()
+            % (prio, text, text, event_id, prio, room_id, name, unread, token)).encode()
 
 
 def fcm_ids_only(token: str, room_id: str, event_id: str, unread: int) -> bytes:
@@ -52,11 +56,19 @@ def fcm_badge(token: str, unread: int) -> bytes:
             '"token":"%s"},"validate_only":false}' % (unread, token)).encode()
 
 
-def test_message_reaches_apns_and_fcm_once_each_with_ids_and_counts(scene: Scene, received: Received) -> None:
+def ios_and_android(scene: Scene, ios_app: str = IOS_APP, android_app: str = ANDROID_APP,
+                    ios_data: dict[str, Any] | None = None,
+                    android_data: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Set an iOS and an Android pusher with fresh pushkeys; returns (APNs token in hex, FCM pushkey)."""
     ios, token = apns_pushkey()
     android = fcm_pushkey()
-    scene.receiver.set_pusher(IOS_APP, ios, scene.notify_url)
-    scene.receiver.set_pusher(ANDROID_APP, android, scene.notify_url)
+    scene.receiver.set_pusher(ios_app, ios, scene.notify_url, data=ios_data)
+    scene.receiver.set_pusher(android_app, android, scene.notify_url, data=android_data)
+    return token, android
+
+
+def test_message_reaches_apns_and_fcm_once_each_with_ids_and_counts(scene: Scene, received: Received) -> None:
+    token, android = ios_and_android(scene)
     sent_at = time.time()
 
     first = scene.sender.send_text(scene.room_id, "first")
@@ -87,11 +99,24 @@ def test_message_reaches_apns_and_fcm_once_each_with_ids_and_counts(scene: Scene
     assert len(received.apns(token)) == 2 and len(received.fcm(android)) == 2
 
 
+def test_group_messages_go_out_with_low_priority(group_scene: Scene, received: Received) -> None:
+    scene = group_scene
+    token, android = ios_and_android(scene)
+
+    event_id = scene.sender.send_text(scene.room_id, "hi all")
+
+    # Synapse's ".m.rule.message" notifies without a sound tweak and sends prio "low".
+    [apns] = received.wait_apns(token, 1)
+    assert apns.headers["apns-priority"] == "5"
+    assert apns.body == ('{"aps":{"alert":{"loc-key":"MSG_FROM_USER_IN_ROOM_WITH_CONTENT","loc-args":["alice","Lunch",'
+                         '"hi all"]},"badge":1},"room_id":"%s","event_id":"%s"}' % (scene.room_id, event_id)).encode()
+    [fcm] = received.wait_fcm(android, 1)
+    assert fcm.body == fcm_message(android, scene.room_id, event_id, "hi all", 1, prio="normal", room_name="Lunch")
+
+
 def test_event_id_only_pushers_get_content_free_pushes(scene: Scene, received: Received) -> None:
-    ios, token = apns_pushkey()
-    android = fcm_pushkey()
-    scene.receiver.set_pusher(IOS_APP, ios, scene.notify_url, data=ELEMENT_IOS_EVENT_ID_ONLY)
-    scene.receiver.set_pusher(ANDROID_APP, android, scene.notify_url, data={"format": "event_id_only"})
+    token, android = ios_and_android(scene, ios_data=ELEMENT_IOS_EVENT_ID_ONLY,
+                                     android_data={"format": "event_id_only"})
 
     event_id = scene.sender.send_text(scene.room_id, "the secret text")
 
@@ -108,10 +133,7 @@ def test_event_id_only_pushers_get_content_free_pushes(scene: Scene, received: R
 
 def test_tim_apps_send_only_ids_and_counts_even_for_full_format_pushers(scene: Scene,
                                                                       received: Received) -> None:
-    ios, token = apns_pushkey()
-    android = fcm_pushkey()
-    scene.receiver.set_pusher(IOS_TIM_APP, ios, scene.notify_url)
-    scene.receiver.set_pusher(ANDROID_TIM_APP, android, scene.notify_url)
+    token, android = ios_and_android(scene, IOS_TIM_APP, ANDROID_TIM_APP)
 
     event_id = scene.sender.send_text(scene.room_id, "the secret text")
 
@@ -125,10 +147,7 @@ def test_tim_apps_send_only_ids_and_counts_even_for_full_format_pushers(scene: S
 
 
 def test_read_receipts_send_badge_only_updates_down_to_zero(scene: Scene, received: Received) -> None:
-    ios, token = apns_pushkey()
-    android = fcm_pushkey()
-    scene.receiver.set_pusher(IOS_APP, ios, scene.notify_url)
-    scene.receiver.set_pusher(ANDROID_APP, android, scene.notify_url)
+    token, android = ios_and_android(scene)
     first = scene.sender.send_text(scene.room_id, "one")
     second = scene.sender.send_text(scene.room_id, "two")
     received.wait_apns(token, 2)
