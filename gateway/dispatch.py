@@ -98,7 +98,8 @@ class Dispatcher:
 def record(app_id: str, pushkin_type: str, outcome: Outcome) -> None:
     metrics.OUTCOMES.labels(app_id, pushkin_type, outcome.status.value, outcome.reason or "none").inc()
     if outcome.status is Status.FAILED:
-        log.error("push failed permanently app_id=%s reason=%s", app_id, outcome.reason)
+        # Pushkins log the cause at ERROR (rate-limited where a whole app is affected); this is the summary.
+        log.warning("push failed permanently app_id=%s reason=%s", app_id, outcome.reason)
 
 
 DeadlineHandler = Callable[[Pushkin, Notification, Device, "defer.Deferred[Outcome]"], Outcome]

@@ -75,6 +75,8 @@ class Notification:
     sender_display_name: str | None = None
     room_name: str | None = None
     room_alias: str | None = None
+    #: The membership of an m.room.member event (Synapse sends it at top level).
+    membership: str | None = None
     user_is_target: bool | None = None
     prio: str = "high"
     content: Mapping[str, Any] | None = None

@@ -14,7 +14,8 @@ import orjson
 from gateway.model import EMPTY, Counts, Device, Notification, frozen_json
 
 _INT64 = 2**63
-_STR_FIELDS = ("event_id", "room_id", "type", "sender", "sender_display_name", "room_name", "room_alias")
+_STR_FIELDS = ("event_id", "room_id", "type", "sender", "sender_display_name", "room_name", "room_alias",
+               "membership")
 
 
 class BadNotify(Exception):

@@ -173,7 +173,7 @@ def loc_key_and_args(n: Notification) -> tuple[str | None, list[str] | None]:
         sdp = _str(offer.get("sdp")) if isinstance(offer, Mapping) else None
         return ("VIDEO_CALL_FROM_USER" if sdp and "m=video" in sdp else "VOICE_CALL_FROM_USER"), [from_display]
     if n.type == "m.room.member":
-        membership = getattr(n, "membership", None) or (content.get("membership") if content else None)
+        membership = n.membership or (content.get("membership") if content else None)
         if n.user_is_target and membership == "invite":
             if room_display:
                 return "USER_INVITE_TO_NAMED_ROOM", [from_display, room_display]

@@ -89,7 +89,7 @@ def build_data(notification: Notification, device: Device, *, content_free: bool
     content = notification.content
     descriptive: dict[str, str] = {}
     if not content_free:
-        membership = content.get("membership") if content is not None else None
+        membership = notification.membership or (content.get("membership") if content is not None else None)
         for key, value in (("type", notification.type), ("sender", notification.sender),
                            ("sender_display_name", notification.sender_display_name),
                            ("room_name", notification.room_name), ("room_alias", notification.room_alias),
