@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.homeserver import Homeserver, MatrixUser
+from tests.e2e.homeserver import PROXY_VARS, Homeserver, MatrixUser
 from tests.e2e.wait import Received
 from tests.fakes.apns import FakeAPNs, TokenAuth, make_p8
 from tests.fakes.fcm import FakeGoogle, make_service_account
@@ -163,7 +163,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, homeserver: Homeserver, pk
             },
         },
     }
-    gw = GatewayProcess(folder, config)
+    # An empty value counts as unset: the gateway reaches the fakes without a proxy from the environment.
+    gw = GatewayProcess(folder, config, env={var: "" for var in PROXY_VARS})
     gw.record_file = record  # type: ignore[attr-defined]
     yield from _running("gateway", gw)
 

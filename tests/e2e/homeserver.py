@@ -36,8 +36,8 @@ import yaml
 from tests.support.gateway import REPO, Response, free_port, request
 
 SERVER_NAME = "hs.e2e.test"
-#: Proxy variables Synapse's pusher client would honour; the homeserver must talk to the gateway directly.
-_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+#: Proxy variables HTTP clients honour; the processes under test must talk to each other directly.
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 _txn = itertools.count(1)
 
 
@@ -107,7 +107,7 @@ class Homeserver:
         (self.dir / "media").mkdir(parents=True, exist_ok=True)
         _signing_key(self.dir / "signing.key")
         self.config_path.write_text(yaml.safe_dump(homeserver_config(self.dir, self.port, self.shared_secret)))
-        env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
+        env = {k: v for k, v in os.environ.items() if k not in PROXY_VARS}
         env["PYTHONPATH"] = str(REPO)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.python, "-m", "tests.e2e.synapse_main", "-c", str(self.config_path)],
