@@ -15,11 +15,14 @@ import timinfo
 from gateway import metrics, web
 from gateway.config.model import GatewayConfig
 from gateway.dispatch import Dispatcher
+from gateway.guarantees import Guarantees
 from gateway.notify import NotifyService
 from gateway.pushkins import PushkinContext, resolve
 from gateway.pushkins.base import Pushkin
 from gateway.pushkins.log import LogPushkin
+from gateway.retryqueue import RetryQueue
 from gateway.site import GatewayRequest, GatewaySite
+from gateway.state import open_store
 
 log = logging.getLogger("gateway.app")
 
@@ -38,7 +41,17 @@ class GatewayApp:
         ctx = PushkinContext(reactor=reactor, proxy=config.proxy, request_timeout_s=config.server.request_timeout_s)
         self.pushkins: list[Pushkin] = [resolve(app.type)(app, ctx) for app in config.apps]
         self.dispatcher = Dispatcher(self.pushkins)
-        self.notify = NotifyService(self.dispatcher, reactor, config.server.request_timeout_s)
+        state = config.state
+        self.store = open_store(state, reactor)
+        self.guard = Guarantees(self.store, state, reactor, config.server.request_timeout_s)
+        self.queue: RetryQueue | None = None
+        if state.retry_queue:
+            if state.backend == "memory":
+                log.warning("state.retry_queue with backend memory: queued pushes are lost on restart")
+            self.queue = RetryQueue(self.store, self.dispatcher, state, reactor, self.guard.record_final,
+                                    self.guard.record_expired)
+            self.guard.queue = self.queue
+        self.notify = NotifyService(self.dispatcher, reactor, config.server.request_timeout_s, self.guard)
         self.timinfo: Any = None
         tim_cfg = config.tim_information
         if tim_cfg is not None and getattr(tim_cfg, "enabled", False):
@@ -86,6 +99,10 @@ class GatewayApp:
         """Start pushkins and timinfo, then listen. Raises StartupError with one clear line."""
         # callWhenRunning fires before the asyncio loop runs; yield once so asyncio users see a running loop.
         await task.deferLater(self.reactor, 0, lambda: None)
+        try:
+            await self.store.start()
+        except Exception as e:
+            raise StartupError(f"state: cannot open the {self.config.state.backend} state store: {e}") from e
         for p in self.pushkins:
             try:
                 await p.start()
@@ -93,6 +110,8 @@ class GatewayApp:
                 raise StartupError(f"apps.{p.app_id}: cannot start {p.app.type} pushkin: {e}") from e
         if self.timinfo is not None:
             await self.timinfo.start()
+        if self.queue is not None:
+            self.queue.start()
         srv = self.config.server
         for addr in srv.bind:
             try:
@@ -130,6 +149,8 @@ class GatewayApp:
                 log.warning("grace period over; %d request(s) cut off", self.site.inflight)
             # Give the reactor a moment to flush the last responses to their sockets before it stops.
             await task.deferLater(self.reactor, 0.2, lambda: None)
+        if self.queue is not None:
+            await self.queue.stop(min(grace, 5.0))
         for p in self.pushkins:
             try:
                 await p.stop()
@@ -137,3 +158,7 @@ class GatewayApp:
                 log.exception("stopping app %s failed", p.app_id)
         if self.timinfo is not None:
             await self.timinfo.stop()
+        try:
+            await self.store.close()
+        except Exception:
+            log.exception("closing the state store failed")

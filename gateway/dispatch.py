@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,12 @@ class Dispatcher:
     def admit(self, notification: Notification) -> list[Pushkin | None]:
         """Resolve every device's pushkin and reserve its in-flight slot, or raise OverLimit."""
         resolved = [self.matcher.match(d.app_id) for d in notification.devices]
-        need: Tally[str] = Tally(p.app_id for p in resolved if p is not None)
+        self.admit_pushkins([p for p in resolved if p is not None])
+        return resolved
+
+    def admit_pushkins(self, pushkins: Iterable[Pushkin]) -> None:
+        """Reserve one in-flight slot per entry (a pushkin once per device to send), all or nothing."""
+        need: Tally[str] = Tally(p.app_id for p in pushkins)
         for app_id, n in need.items():
             if self._inflight[app_id] + n > self.pushkins[app_id].app.inflight_request_limit:
                 metrics.INFLIGHT_DROPS.labels(app_id).inc()
@@ -62,7 +67,14 @@ class Dispatcher:
         for app_id, n in need.items():
             self._inflight[app_id] += n
             metrics.INFLIGHT.labels(app_id).inc(n)
-        return resolved
+
+    def reserve_spare(self, app_id: str, share: float) -> bool:
+        """Reserve one slot for background work only while the app uses less than `share` of its limit."""
+        if self._inflight[app_id] + 1 > max(1, int(self.pushkins[app_id].app.inflight_request_limit * share)):
+            return False
+        self._inflight[app_id] += 1
+        metrics.INFLIGHT.labels(app_id).inc()
+        return True
 
     def release(self, app_id: str) -> None:
         self._inflight[app_id] -= 1
@@ -100,12 +112,3 @@ def record(app_id: str, pushkin_type: str, outcome: Outcome) -> None:
     if outcome.status is Status.FAILED:
         # Pushkins log the cause at ERROR (rate-limited where a whole app is affected); this is the summary.
         log.warning("push failed permanently app_id=%s reason=%s", app_id, outcome.reason)
-
-
-DeadlineHandler = Callable[[Pushkin, Notification, Device, "defer.Deferred[Outcome]"], Outcome]
-
-
-def timeout_is_temporary(pushkin: Pushkin, notification: Notification, device: Device,
-                         pending: defer.Deferred[Outcome]) -> Outcome:
-    """Without a retry queue, a device still running at the deadline counts as a temporary failure."""
-    return Outcome.temporary("deadline")

@@ -41,7 +41,6 @@ HTTP_REQUESTS = Counter(
     "tim_push_http_requests", "HTTP requests answered, by route group and status class", ["route", "code"])
 READY = Gauge("tim_push_ready", "1 when the gateway is ready to serve (all pushkins started, lists loaded)")
 
-
 class _CredentialExpiry:
     """``tim_push_credential_expiry_seconds{app,kind}``: seconds until a certificate expires, computed at
     scrape time so it falls steadily between restarts (negative once expired). Set by
@@ -73,3 +72,23 @@ CREDENTIAL_EXPIRY = _CredentialExpiry()
 REGISTRY.register(CREDENTIAL_EXPIRY)  # type: ignore[arg-type]
 BUILD_INFO = Info("tim_push_build", "Version of the running gateway")
 BUILD_INFO.info({"version": __version__})
+
+
+# --- delivery guarantees (docs/delivery-guarantees.md; names as in docs/operations.md) ------------------
+DEDUPLICATED = Counter(
+    "tim_push_queue_deduplicated", "Devices not sent again: the same event to the same device was already settled "
+    "or in flight, or an identical badge-only poke came within 1 s", ["app", "kind"])
+REJECTIONS_REMEMBERED = Counter(
+    "tim_push_rejections_remembered", "Devices answered 'rejected' from remembered provider rejections, without "
+    "sending", ["app"])
+QUEUED = Counter(
+    "tim_push_queue_queued", "Devices handed to the retry queue (reason: deadline = still sending at the request "
+    "deadline, temporary = failed temporarily)", ["app", "reason"])
+RETRIED = Counter("tim_push_queue_retried", "Retry-queue send attempts by result", ["app", "outcome"])
+EXPIRED = Counter("tim_push_queue_expired", "Queued pushes given up after state.max_retry_age_s", ["app"])
+QUEUE_DEPTH = Gauge("tim_push_queue_depth", "Pushes waiting in (or being sent from) the retry queue")
+QUEUE_OLDEST_AGE = Gauge(
+    "tim_push_queue_oldest_age_seconds", "Age of the oldest queued push (0 when the queue is empty)")
+STATE_ERRORS = Counter(
+    "tim_push_state_errors", "State store operations that failed (de-duplication fails open, queueing falls back "
+    "to 503)", ["op"])

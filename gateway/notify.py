@@ -4,10 +4,11 @@ Response contract (documented in README "Notify contract"):
 - 200 ``{"rejected": [...]}`` once every device was delivered, rejected, permanently failed (logged and
   counted) or handed to a retry path. Rejected pushkeys are listed in device order.
 - 429 ``M_LIMIT_EXCEEDED`` + Retry-After when an app's in-flight limit is reached; nothing was sent.
-- 503 ``M_UNKNOWN`` + Retry-After only when a device failed temporarily and no retry path took it, so the
-  homeserver retries.
-The answer is sent within ``server.request_timeout_s``; devices still running then go to the deadline
-handler (the retry queue when one is configured).
+- 503 ``M_UNKNOWN`` + Retry-After only when a device failed temporarily and could not be queued (queue
+  disabled or state store down), or a duplicate's first attempt had no result by the deadline.
+The answer is sent within ``server.request_timeout_s``. Every device passes `Guarantees` (de-duplication,
+remembered rejections, the retry queue; see docs/delivery-guarantees.md): devices still sending at the
+deadline, or failing temporarily, go to the durable retry queue and are reported as queued (200).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 from twisted.internet import defer
 
 from gateway import metrics
-from gateway.dispatch import UNKNOWN_APP, DeadlineHandler, Dispatcher, record, timeout_is_temporary
+from gateway.dispatch import UNKNOWN_APP, Dispatcher, OverLimit, record
+from gateway.guarantees import Guarantees, Shared, Ticket
 from gateway.model import Notification, Outcome, Status
 
 log = logging.getLogger("gateway.notify")
@@ -40,52 +42,63 @@ class NotifyResult:
 
 
 class NotifyService:
-    def __init__(self, dispatcher: Dispatcher, reactor: Any, request_timeout_s: float,
-                 on_deadline: DeadlineHandler = timeout_is_temporary) -> None:
+    def __init__(self, dispatcher: Dispatcher, reactor: Any, request_timeout_s: float, guard: Guarantees) -> None:
         self.dispatcher = dispatcher
         self.reactor = reactor
         self.request_timeout_s = request_timeout_s
-        self.on_deadline = on_deadline
+        self.guard = guard
 
     async def handle(self, notification: Notification) -> NotifyResult:
         """Dispatch all devices; raises `OverLimit` before sending anything if admission fails."""
-        pushkins = self.dispatcher.admit(notification)
         devices = notification.devices
-        outcomes: list[Outcome | None] = [None] * len(devices)
-        pending: dict[int, defer.Deferred[Outcome]] = {}
-        for i, (device, pushkin) in enumerate(zip(devices, pushkins)):
+        pushkins = [self.dispatcher.pushkin_for(d.app_id) for d in devices]
+        checks: list[defer.Deferred[Any]] = []
+        for device, pushkin in zip(devices, pushkins):
             if pushkin is None:
                 log.warning("unknown or ambiguous app_id for pushkey=%s", device.key_hash)
                 record("unknown", "none", UNKNOWN_APP)
-                outcomes[i] = UNKNOWN_APP
-                continue
-            d = self.dispatcher.send(pushkin, notification, device)
-            pending[i] = d
+                checks.append(defer.succeed(UNKNOWN_APP))
+            else:
+                checks.append(defer.ensureDeferred(self.guard.decide(notification, device, pushkin)))
+        decisions = await _all(checks)
+        tickets = [d for d in decisions if isinstance(d, Ticket)]
+        try:
+            self.dispatcher.admit_pushkins(t.pushkin for t in tickets)
+        except OverLimit:
+            await self.guard.abandon(tickets)
+            raise
+        deadline: defer.Deferred[None] = defer.Deferred()
+        flows: list[defer.Deferred[Outcome]] = []
+        for decision in decisions:
+            if isinstance(decision, Ticket):
+                attempt = self.dispatcher.send(decision.pushkin, notification, decision.device)
+                flows.append(defer.ensureDeferred(self.guard.follow(decision, attempt, deadline)))
+            elif isinstance(decision, Shared):
+                flows.append(defer.ensureDeferred(self.guard.await_shared(decision, deadline)))
+            else:
+                flows.append(defer.succeed(decision))
+        if all(f.called for f in flows):
+            outcomes = tuple(await _all(flows))
+        else:
+            timer = self.reactor.callLater(self.request_timeout_s * 0.9, deadline.callback, None)
+            outcomes = tuple(await _all(flows))
+            if timer.active():
+                timer.cancel()
+        rejected = tuple(dev.pushkey for dev, o in zip(devices, outcomes) if o.status is Status.REJECTED)
+        return NotifyResult(outcomes, rejected)
 
-            def store(outcome: Outcome, i: int = i) -> Outcome:
-                outcomes[i] = outcome
-                return outcome
 
-            d.addCallback(store)
-        if pending:
-            await self._wait(list(pending.values()))
-        for i, d in pending.items():
-            if outcomes[i] is None:
-                outcomes[i] = self.on_deadline(pushkins[i], notification, devices[i], d)  # type: ignore[arg-type]
-        final: tuple[Outcome, ...] = tuple(o for o in outcomes if o is not None)
-        rejected = tuple(dev.pushkey for dev, o in zip(devices, final) if o.status is Status.REJECTED)
-        return NotifyResult(final, rejected)
-
-    async def _wait(self, deferreds: list[defer.Deferred[Outcome]]) -> None:
-        """Wait until all devices are done or the request deadline passes, whichever is first."""
-        everything = defer.DeferredList(deferreds, consumeErrors=True)
-        if everything.called:
-            return
-        waiter: defer.Deferred[None] = defer.Deferred()
-        timer = self.reactor.callLater(self.request_timeout_s * 0.9, waiter.callback, None)
-        everything.addBoth(lambda _: (timer.cancel() if timer.active() else None,
-                                      waiter.callback(None) if not waiter.called else None))
-        await waiter
+async def _all(ds: list[defer.Deferred[Any]]) -> list[Any]:
+    """Results in order; most devices finish synchronously (memory/sqlite state, fast pushkins), and
+    collecting those directly avoids a DeferredList per request."""
+    results: list[Any] = []
+    for d in ds:
+        if not d.called:
+            return list(await defer.gatherResults(ds, consumeErrors=True))
+        d.addCallback(lambda r: (results.append(r), r)[1])
+    if len(results) != len(ds):  # a fired Deferred still paused on a chained one
+        return list(await defer.gatherResults(ds, consumeErrors=True))
+    return results
 
 
 def count_request(notification: Notification) -> None:

@@ -9,13 +9,14 @@ from urllib.parse import urlsplit
 import yaml
 
 import timinfo
-from gateway.config.model import AppConfig, GatewayConfig, LoggingConfig, MetricsConfig, ServerConfig
+from gateway.config.model import (AppConfig, GatewayConfig, LoggingConfig, MetricsConfig, ServerConfig,
+                                  StateConfig)
 from gateway.config.reader import ConfigError, Section
 from gateway.pushkins import resolve
 from gateway.tracing import parse_config as parse_tracing
 
 ENV_CONFIG = "TIM_PUSH_GATEWAY_CONFIG"
-_TOP_KEYS = ("server", "logging", "metrics", "proxy", "apps", "debug", "tim_information", "tracing")
+_TOP_KEYS = ("server", "logging", "metrics", "state", "proxy", "apps", "debug", "tim_information", "tracing")
 
 
 def config_path(cli_value: str | None) -> str:
@@ -47,6 +48,7 @@ def parse_config(data: Any, source: str = "") -> GatewayConfig:
         server=_server(root.section("server")),
         logging=_logging(root.section("logging")),
         metrics=_metrics(root.section("metrics")),
+        state=_state(root.section("state")),
         proxy=_proxy(root),
         apps=_apps(root),
         debug=root.bool("debug", False),
@@ -94,6 +96,38 @@ def _metrics(s: Section) -> MetricsConfig:
                         port=s.int("port", None, min=0, max=65535))
     if (cfg.bind is None) != (cfg.port is None):
         raise s.error("port" if cfg.port is None else "bind", "bind and port go together for a separate listener")
+    s.finish()
+    return cfg
+
+
+def _state(s: Section) -> StateConfig:
+    d = StateConfig()
+    backend = s.str("backend", d.backend, choices=("memory", "sqlite", "redis"))
+    path = s.str("path", None)
+    redis_url = s.secret("redis_url", None)
+    if backend == "sqlite" and path is None:
+        raise s.error("path", "is required with backend: sqlite (the database file)")
+    if backend == "redis":
+        if redis_url is None:
+            raise s.error("redis_url", "is required with backend: redis (redis://host:port/db)")
+        if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise s.error("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    cfg = StateConfig(
+        backend=backend, path=path, redis_url=redis_url,
+        sqlite_synchronous=s.str("sqlite_synchronous", d.sqlite_synchronous, choices=("normal", "full")),
+        key_prefix=s.str("key_prefix", d.key_prefix),
+        dedup_window_s=s.number("dedup_window_s", d.dedup_window_s, min=1, max=30 * 86400),
+        rejection_ttl_s=s.number("rejection_ttl_s", d.rejection_ttl_s, min=0, max=365 * 86400),
+        retry_queue=s.bool("retry_queue", backend != "memory"),
+        max_retry_age_s=s.number("max_retry_age_s", d.max_retry_age_s, min=1, max=30 * 86400),
+        retry_backoff_base_s=s.number("retry_backoff_base_s", d.retry_backoff_base_s, min=0.01, max=3600),
+        retry_backoff_max_s=s.number("retry_backoff_max_s", d.retry_backoff_max_s, min=0.01, max=86400),
+        retry_concurrency=s.int("retry_concurrency", d.retry_concurrency, min=1, max=10_000),
+        retry_poll_interval_s=s.number("retry_poll_interval_s", d.retry_poll_interval_s, min=0.01, max=60),
+        retry_lease_s=s.number("retry_lease_s", d.retry_lease_s, min=0.5, max=3600),
+    )
+    if cfg.retry_backoff_max_s < cfg.retry_backoff_base_s:
+        raise s.error("retry_backoff_max_s", "must be >= retry_backoff_base_s")
     s.finish()
     return cfg
 

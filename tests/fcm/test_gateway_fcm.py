@@ -114,7 +114,7 @@ def test_fcm_options_ttl_collapse_key_and_no_shared_mutation(gw: GatewayProcess,
                              "ttl": "3600s"}
     assert m2["android"]["priority"] == "normal" and m2["data"]["prio"] == "normal"
     assert m1["apns"] == {"headers": {"apns-push-type": "background"}}
-    gw.notify(note(dev(OPTS, high)))
+    gw.notify(note(dev(OPTS, high), event_id="$ev2:hs"))  # a new event: the same one would be de-duplicated
     assert fake.sends_for(high)[1].json()["message"]["android"]["priority"] == "high"
 
 
