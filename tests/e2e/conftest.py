@@ -147,6 +147,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, homeserver: Homeserver, pk
     fcm = {"type": "fcm", "service_account_file": str(account.path), "fcm_url": fake_fcm.url, "ca_file": ca_file}
     config = {
         "server": {"request_timeout_s": 2},
+        # Production single-instance setup; queued retries start quickly so late deliveries come soon.
+        "state": {"backend": "sqlite", "path": str(folder / "state.db"), "retry_backoff_base_s": 0.5,
+                  "retry_poll_interval_s": QUEUE_POLL_S},
         "apps": {
             IOS_APP: apns,
             ANDROID_APP: fcm,
