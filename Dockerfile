@@ -18,7 +18,7 @@ COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY timinfo ./timinfo
 # Byte-compile at build time: the runtime root file system is read-only.
-RUN /opt/venv/bin/pip install --no-compile . \
+RUN /opt/venv/bin/pip install --no-compile ".[redis]" \
     && /opt/venv/bin/python -m compileall -q -j 0 /opt/venv/lib
 
 FROM ${PYTHON_IMAGE} AS runtime

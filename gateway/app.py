@@ -82,9 +82,9 @@ class GatewayApp:
         route = _ROUTE_LABELS.get(request.path)
         if route is None:
             route = "tim-information" if self.timinfo is not None and request.prepath else "other"
-        metrics.HTTP_REQUESTS.labels(route, str(code)).inc()
+        metrics.child(metrics.HTTP_REQUESTS, route, str(code)).inc()
         if route == "notify":
-            metrics.STATUS_CODES.labels(str(code)).inc()
+            metrics.child(metrics.STATUS_CODES, str(code)).inc()
 
     def ready(self) -> tuple[bool, str]:
         if self.draining:

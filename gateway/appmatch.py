@@ -1,7 +1,9 @@
 """app_id → configured app, as Sygnal does it: an exact key wins, else exactly one glob must match.
 
 Globs support ``*`` and ``?`` only; everything else is literal and matching is case-sensitive.
-Results are cached per app_id (app ids seen in practice are few and bounded by the cache size).
+Results are cached per app_id (app ids seen in practice are few and bounded by the cache size). Only
+app ids up to `_CACHE_KEY_MAX` characters are cached (the Matrix spec caps pusher app ids at 64): a
+request body may carry a 256 KiB app id, and 4096 cached ones would pin a gigabyte.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 _CACHE_MAX = 4096
+_CACHE_KEY_MAX = 256
 
 
 def glob_to_regex(glob: str) -> re.Pattern[str]:
@@ -46,6 +49,6 @@ class AppMatcher(Generic[T]):
         if found is None:
             hits = [value for rx, value in self._globs if rx.match(app_id)]
             found = hits[0] if len(hits) == 1 else None
-        if len(self._cache) < _CACHE_MAX:
+        if len(self._cache) < _CACHE_MAX and len(app_id) <= _CACHE_KEY_MAX:
             self._cache[app_id] = found
         return found

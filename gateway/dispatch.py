@@ -66,19 +66,19 @@ class Dispatcher:
                 raise OverLimit(app_id)
         for app_id, n in need.items():
             self._inflight[app_id] += n
-            metrics.INFLIGHT.labels(app_id).inc(n)
+            metrics.child(metrics.INFLIGHT, app_id).inc(n)
 
     def reserve_spare(self, app_id: str, share: float) -> bool:
         """Reserve one slot for background work only while the app uses less than `share` of its limit."""
         if self._inflight[app_id] + 1 > max(1, int(self.pushkins[app_id].app.inflight_request_limit * share)):
             return False
         self._inflight[app_id] += 1
-        metrics.INFLIGHT.labels(app_id).inc()
+        metrics.child(metrics.INFLIGHT, app_id).inc()
         return True
 
     def release(self, app_id: str) -> None:
         self._inflight[app_id] -= 1
-        metrics.INFLIGHT.labels(app_id).dec()
+        metrics.child(metrics.INFLIGHT, app_id).dec()
 
     def inflight(self, app_id: str) -> int:
         return self._inflight[app_id]
@@ -97,7 +97,7 @@ class Dispatcher:
 
         def done(outcome: Outcome) -> Outcome:
             self.release(pushkin.app_id)
-            metrics.DISPATCH_TIME.labels(pushkin.app.type).observe(time.perf_counter() - started)
+            metrics.child(metrics.DISPATCH_TIME, pushkin.app.type).observe(time.perf_counter() - started)
             record(pushkin.app_id, pushkin.app.type, outcome)
             tracing.end_device(spans, outcome)
             return outcome
@@ -108,7 +108,7 @@ class Dispatcher:
 
 
 def record(app_id: str, pushkin_type: str, outcome: Outcome) -> None:
-    metrics.OUTCOMES.labels(app_id, pushkin_type, outcome.status.value, outcome.reason or "none").inc()
+    metrics.child(metrics.OUTCOMES, app_id, pushkin_type, outcome.status.value, outcome.reason or "none").inc()
     if outcome.status is Status.FAILED:
         # Pushkins log the cause at ERROR (rate-limited where a whole app is affected); this is the summary.
         log.warning("push failed permanently app_id=%s reason=%s", app_id, outcome.reason)

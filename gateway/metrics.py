@@ -92,3 +92,17 @@ QUEUE_OLDEST_AGE = Gauge(
 STATE_ERRORS = Counter(
     "tim_push_state_errors", "State store operations that failed (de-duplication fails open, queueing falls back "
     "to 503)", ["op"])
+
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, memoised: on the notify hot path the label lookup is a measurable cost.
+
+    Label values are bounded (config app ids, fixed vocabularies), so the memo is bounded too."""
+    key = (id(metric), labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*labels)
+    return found

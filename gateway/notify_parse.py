@@ -2,6 +2,10 @@
 
 Every field the spec types is checked (Sygnal checks few and then crashes in pushkins). Unknown keys are
 ignored, as the spec allows homeservers to send more. Parsing never raises anything but `BadNotify`.
+
+The free-form objects (content, data, tweaks) are limited to `MAX_DEPTH` levels of nesting: orjson
+accepts up to 1024, but freezing and the pushkins' payload builders recurse (Python's stack gives out
+near 500 levels, orjson.dumps refuses beyond 254), so deeper input would fail after it was accepted.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import orjson
 from gateway.model import EMPTY, Counts, Device, Notification, frozen_json
 
 _INT64 = 2**63
+#: Deepest nesting accepted in content/data/tweaks (the object itself is level 1).
+MAX_DEPTH = 64
 _STR_FIELDS = ("event_id", "room_id", "type", "sender", "sender_display_name", "room_name", "room_alias",
                "membership")
 
@@ -50,6 +56,19 @@ def _obj(value: Any, field: str) -> Mapping[str, Any]:
     return value
 
 
+def _free_form(value: Any, field: str) -> Any:
+    """The frozen object `value`, checked to be an object nested at most `MAX_DEPTH` levels (iteratively)."""
+    stack = [(_obj(value, field), 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _bad(f"'{field}' is nested deeper than {MAX_DEPTH} levels")
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return frozen_json(value)
+
+
 def parse_body(body: bytes) -> Notification:
     try:
         doc = orjson.loads(body)
@@ -81,7 +100,7 @@ def parse_notification(n: Mapping[str, Any]) -> Notification:
             raise _bad("'notification.prio' must be \"high\" or \"low\"")
         fields["prio"] = prio
     if (content := n.get("content")) is not None:
-        fields["content"] = frozen_json(_obj(content, "notification.content"))
+        fields["content"] = _free_form(content, "notification.content")
     if (counts := n.get("counts")) is not None:
         c = _obj(counts, "notification.counts")
         unread, missed = c.get("unread"), c.get("missed_calls")
@@ -112,11 +131,11 @@ def _device(d: Any, i: int) -> Device:
     if ts is not None:
         ts = _int(ts, f"{where}.pushkey_ts")
     data = d.get("data")
-    data = EMPTY if data is None else frozen_json(_obj(data, f"{where}.data"))
+    data = EMPTY if data is None else _free_form(data, f"{where}.data")
     if (fmt := data.get("format")) is not None and not isinstance(fmt, str):
         raise _bad(f"'{where}.data.format' must be a string, got {_type(fmt)}")
     tweaks = d.get("tweaks")
-    tweaks = EMPTY if tweaks is None else frozen_json(_obj(tweaks, f"{where}.tweaks"))
+    tweaks = EMPTY if tweaks is None else _free_form(tweaks, f"{where}.tweaks")
     if (sound := tweaks.get("sound")) is not None and not isinstance(sound, str):
         raise _bad(f"'{where}.tweaks.sound' must be a string, got {_type(sound)}")
     return Device(app_id=app_id, pushkey=pushkey, pushkey_ts=ts, data=data, tweaks=tweaks)

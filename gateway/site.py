@@ -1,8 +1,14 @@
-"""The HTTP listener: body-size limit, request ids, access log, in-flight tracking for graceful drain.
+"""The HTTP listener: body-size limit, read deadline, request ids, access log, in-flight tracking for drain.
 
 twisted.web has no request-body limit and spools large bodies to temp files; `GatewayRequest` answers
 413 from the declared Content-Length (or from the running total for chunked bodies) without buffering
 the body, drains a bounded amount so the client can read the answer, then closes the connection.
+
+twisted.web's idle timeout restarts on every byte received, so a client trickling a request one byte
+at a time holds its connection indefinitely (slowloris). `GatewayChannel` adds a read deadline: a
+request must arrive completely (headers and body) within ``server.idle_timeout_s`` of its first byte,
+else it is answered 408 and the connection is closed. It also answers malformed requests (which
+twisted.web answers with a bare 400 or a silent close) with the same JSON error bodies as everything else.
 """
 
 from __future__ import annotations
@@ -16,17 +22,84 @@ from typing import Any
 
 import orjson
 from twisted.internet import defer
-from twisted.web import server
+from twisted.web import http, server
 
 log = logging.getLogger("gateway.access")
 
 _REQUEST_ID = re.compile(r"\A[A-Za-z0-9._:-]{1,128}\Z")
+_REASONS = {431: b"Request Header Fields Too Large"}
 #: After a 413 we read and discard at most this much more, so the client sees the answer, not a reset.
 _DRAIN_LIMIT = 8 * 1024 * 1024
 
 
 def json_error(status: int, errcode: str, error: str) -> tuple[int, bytes]:
     return status, orjson.dumps({"errcode": errcode, "error": error})
+
+
+def _final_answer(status: int, body: bytes, extra: bytes = b"") -> bytes:
+    """A complete response that closes the connection, for answers written below twisted.web."""
+    reason = http.RESPONSES.get(status) or _REASONS.get(status, b"Error")
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n"
+            b"%s\r\n%s" % (status, reason, len(body), extra, body))
+
+
+class GatewayChannel(http.HTTPChannel):
+    """HTTP/1.1 channel with a whole-request read deadline and JSON answers to malformed requests."""
+
+    _read_deadline: Any = None
+    #: Set once this connection's final answer was written early (413): later timeouts just close.
+    answered_early = False
+
+    def dataReceived(self, data: bytes) -> None:
+        # A request starts with its first byte; pipelined bytes buffered during a response start
+        # theirs when twisted.web replays them (through this method) after the response.
+        if self._read_deadline is None and not self._handlingRequest and self.timeOut:
+            self._read_deadline = self.callLater(self.timeOut, self.timeoutConnection)
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._cancel_read_deadline()
+        super().allContentReceived()
+
+    def _cancel_read_deadline(self) -> bool:
+        """Cancel the deadline; True if a request was partly received."""
+        call, self._read_deadline = self._read_deadline, None
+        if call is None:
+            return False
+        if call.active():
+            call.cancel()
+        return True
+
+    def timeoutConnection(self) -> None:
+        # Both the idle timer and the read deadline end here; an idle keep-alive connection is just closed.
+        if self._cancel_read_deadline() and not self.answered_early:
+            self.answered_early = True
+            self.transport.write(_final_answer(*json_error(408, "M_UNKNOWN", "Request not received completely "
+                                                          f"within {self.timeOut:g}s")))
+        super().timeoutConnection()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel_read_deadline()
+        super().connectionLost(reason)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self._reject_malformed(400, "Malformed HTTP request")
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        # In line mode, a request object exists once its request line was parsed.
+        if self.requests:
+            self._reject_malformed(431, "Request header line too long")
+        else:
+            self._reject_malformed(414, "Request line too long")
+
+    def _reject_malformed(self, status: int, message: str) -> None:
+        self._cancel_read_deadline()
+        if not self.answered_early:
+            self.answered_early = True
+            self.transport.write(_final_answer(*json_error(status, "M_UNRECOGNIZED", message)))
+        log.info("%s: malformed request answered %d: %s", getattr(self.transport.getPeer(), "host", "-"),
+                 status, message)
+        self.loseConnection()
 
 
 class GatewayRequest(server.Request):
@@ -63,16 +136,20 @@ class GatewayRequest(server.Request):
     def _reject_too_large(self) -> None:
         self._too_large = True
         self.content = BytesIO()
-        status, body = json_error(413, "M_TOO_LARGE", "Request body is larger than "
-                                  f"{self.channel.site.max_body_bytes} bytes")
-        rid = self._pick_request_id()
-        head = (b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
-                b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n"
-                b"X-Request-ID: " + rid.encode() + b"\r\n\r\n")
-        self.channel.transport.write(head + body)
+        channel = self.channel
+        # The request line is parsed but not yet handed to us: take method and path for log and metrics.
+        self.method = getattr(channel, "_command", self.method)
+        self.path = getattr(channel, "_path", b"").split(b"?", 1)[0]
+        # No "100 Continue" after the final answer: the client must not start sending the body now.
+        self.requestHeaders.removeHeader(b"expect")
+        status, body = json_error(413, "M_TOO_LARGE",
+                                  f"Request body is larger than {channel.site.max_body_bytes} bytes")
+        channel.answered_early = True
+        rid = b"X-Request-ID: %s\r\n" % self._pick_request_id().encode()
+        channel.transport.write(_final_answer(status, body, rid))
         self.code = 413
-        self.channel.site.count_status(self, 413)
-        self.channel.site.log_access(self, 413, len(body))
+        channel.site.count_status(self, 413)
+        channel.site.log_access(self, 413, len(body))
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._too_large:
@@ -115,6 +192,8 @@ class GatewayRequest(server.Request):
 
 class GatewaySite(server.Site):
     requestFactory = GatewayRequest  # type: ignore[assignment]
+    # Plain HTTP/1.1 (no TLS, hence no HTTP/2 negotiation that the generic channel wrapper exists for).
+    protocol = GatewayChannel  # type: ignore[assignment]
 
     def __init__(self, root: Any, *, max_body_bytes: int, idle_timeout_s: float, access_log: bool) -> None:
         # Notify bodies are JSON: skip twisted.web's form/multipart sniffing (an email-parser call per POST).

@@ -84,7 +84,10 @@ class TimInfoResource(Resource):
             return self._error(request, "unknown", 404, "NOT_FOUND", "no such resource")
         if request.method not in (b"GET", b"HEAD"):
             return self._error(request, endpoint, 405, "METHOD_NOT_ALLOWED", "only GET is supported")
-        token = parse_bearer(request.requestHeaders.getRawHeaders(b"authorization", [None])[0])
+        # Authorization is a singleton field: several are malformed, not "use the first" (which one a
+        # proxy in front checked is unknowable).
+        auth = request.requestHeaders.getRawHeaders(b"authorization") or []
+        token = parse_bearer(auth[0]) if len(auth) == 1 else None
         if token is None:
             return self._error(request, endpoint, 401, "UNAUTHORIZED", "missing or malformed bearer token")
         key = token_key(token)

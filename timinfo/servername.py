@@ -23,6 +23,8 @@ def normalize_server_name(value: str) -> str | None:
         if end < 0:
             return None
         host, rest = name[1:end], name[end + 1:]
+        if "%" in host:  # a zone id ("fe80::1%eth0") is local to one machine, not part of the grammar
+            return None
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
