@@ -38,7 +38,8 @@ class GatewayApp:
     def __init__(self, config: GatewayConfig, reactor: Any) -> None:
         self.config = config
         self.reactor = reactor
-        ctx = PushkinContext(reactor=reactor, proxy=config.proxy, request_timeout_s=config.server.request_timeout_s)
+        ctx = PushkinContext(reactor=reactor, proxy=config.proxy, request_timeout_s=config.server.request_timeout_s,
+                             queue_takes_over=config.state.retry_queue)
         self.pushkins: list[Pushkin] = [resolve(app.type)(app, ctx) for app in config.apps]
         self.dispatcher = Dispatcher(self.pushkins)
         state = config.state

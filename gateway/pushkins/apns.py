@@ -199,6 +199,18 @@ class _EveryMinute:
             log.error(msg, *args)
 
 
+_APNS_ID_NAMESPACE = uuid.UUID("6f1d3c1e-8a8e-4c55-9d7a-2f6a0b7c9e41")
+
+
+def apns_id_for(app_id: str, pushkey: str, event_id: str | None) -> str:
+    """The apns-id of one push: derived from (app, pushkey, event), so every retry of it — in-request,
+    from the retry queue, even after a restart — carries the same id, as Apple asks. Badge-only pokes
+    have no event and get a fresh id."""
+    if event_id is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_APNS_ID_NAMESPACE, f"{app_id}\x00{pushkey}\x00{event_id}"))
+
+
 class ApnsPushkin(Pushkin):
     type_names = ("apns",)
 
@@ -212,8 +224,8 @@ class ApnsPushkin(Pushkin):
         self.payload_opts = PayloadOptions(send_badge_counts=self.opts.send_badge_counts,
                                            tim_content_free=app.tim_content_free)
         self.backoff = Backoff(max_tries=self.opts.max_tries, base_s=0.25, max_s=2.0)
-        #: All attempts of one push finish before the gateway answers the homeserver.
-        self.budget_s = max(0.05, ctx.request_timeout_s * 0.85)
+        #: All attempts of one push; inside the notify deadline unless a retry queue takes over at it.
+        self.budget_s = ctx.attempt_budget_s(self.opts.request_timeout_s * self.opts.max_tries + 2.0)
         self.errors = _EveryMinute()
         self.pool: Any = None
         #: Set at shutdown: pending pushes end instead of reconnecting for a retry.
@@ -282,7 +294,7 @@ class ApnsPushkin(Pushkin):
             collapse = n.room_id if _HEADER_SAFE.fullmatch(n.room_id) else \
                 hashlib.sha256(n.room_id.encode()).hexdigest()
         return ApnsRequest(
-            token=token, body=body, apns_id=str(uuid.uuid4()),
+            token=token, body=body, apns_id=apns_id_for(self.app_id, device.pushkey, n.event_id),
             priority=5 if (background or n.prio == "low") else 10,
             expiration=0 if o.ttl_s == 0 else int(time.time()) + o.ttl_s,
             collapse_id=collapse, push_type=o.push_type)

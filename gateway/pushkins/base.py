@@ -27,6 +27,19 @@ class PushkinContext:
     proxy: str | None
     #: The notify request deadline, so in-request retries can stay inside it.
     request_timeout_s: float
+    #: True when a durable retry queue takes over sends still running at the notify deadline. Then a
+    #: pushkin must NOT cut an attempt at the deadline: a provider that accepted a push but answers late
+    #: would otherwise be sent the same push again by the queue.
+    queue_takes_over: bool = False
+
+    def attempt_budget_s(self, own_s: float) -> float:
+        """Time all in-request attempts of one push may take.
+
+        Without a queue, attempts end before the gateway answers (at 0.9 x the deadline), so a temporary
+        failure is reported to the homeserver; with a queue, the pushkin's own budget applies."""
+        if self.queue_takes_over:
+            return own_s
+        return max(0.05, min(own_s, self.request_timeout_s * 0.8))
 
 
 class Pushkin(abc.ABC):

@@ -169,8 +169,8 @@ class FcmPushkin(Pushkin):
             max_connections=opts.max_connections,
             connect_timeout_s=opts.connect_timeout_s,
             request_timeout_s=opts.request_timeout_s,
-            # The notify handler answers at 0.9 x its deadline; finish (or give up) before that.
-            budget_s=max(0.1, ctx.request_timeout_s * 0.8),
+            # Inside the notify deadline unless a retry queue takes over sends still running at it.
+            budget_s=ctx.attempt_budget_s(opts.request_timeout_s * opts.max_tries + 5.0),
             backoff=Backoff(max_tries=opts.max_tries),
             proxy=ctx.proxy,
             ca_file=opts.ca_file,

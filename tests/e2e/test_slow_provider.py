@@ -85,15 +85,12 @@ def test_stalled_apns_push_is_answered_in_time_and_delivered_once_later(
     assert retry.body == stalled.body
 
 
-@pytest.mark.xfail(strict=True, reason="a retry from the queue is dispatched with a fresh apns-id")
 def test_retry_of_a_stalled_apns_push_keeps_its_apns_id(
         scene: Scene, received: Received, gateway: GatewayProcess, notify_statuses: dict[str, float]) -> None:
     stalled, retry = stall_first_apns_push(scene, received, gateway)
     assert retry.headers["apns-id"] == stalled.headers["apns-id"]
 
 
-@pytest.mark.xfail(strict=True, reason="the FCM pushkin gives up at the request budget, so the queue re-sends "
-                                       "a push FCM accepted late")
 def test_slow_fcm_answer_is_answered_in_time_and_sent_once(
         scene: Scene, received: Received, gateway: GatewayProcess, notify_statuses: dict[str, float]) -> None:
     android = fcm_pushkey()
