@@ -88,3 +88,26 @@ class StateStore(abc.ABC):
 
     async def sweep(self, now: float) -> None:
         """Drop expired records (backends without native expiry)."""
+
+
+class LocalStore(StateStore):
+    """A store whose lookups answer synchronously (memory, sqlite): `check`/`claim` share one path.
+
+    Subclasses give the raw remembered rejection of a key and an atomic claim-or-existing."""
+
+    @abc.abstractmethod
+    def _rejection(self, rejection_key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def _claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None: ...
+
+    async def check(self, rejection_key: str, dedup_key: str | None, claim: str, lease_s: float) -> Check:
+        rejection = self._rejection(rejection_key)
+        if rejection is not None:
+            return Check(rejection=Rejection.decode(rejection))
+        if dedup_key is None:
+            return Check()
+        return Check(existing=self._claim(dedup_key, claim, lease_s))
+
+    async def claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None:
+        return self._claim(dedup_key, claim, lease_s)

@@ -7,7 +7,7 @@ import heapq
 import time
 from collections.abc import Callable, Sequence
 
-from gateway.state.base import Check, StateStore
+from gateway.state.base import LocalStore
 from gateway.state.records import QueueEntry, Rejection
 
 
@@ -48,23 +48,15 @@ class ExpiringDict:
             heapq.heapify(self.heap)
 
 
-class MemoryStore(StateStore):
+class MemoryStore(LocalStore):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.dedup = ExpiringDict(clock)
         self.rejections = ExpiringDict(clock)
         self.queue: dict[str, tuple[QueueEntry, float]] = {}
 
-    async def check(self, rejection_key: str, dedup_key: str | None, claim: str, lease_s: float) -> Check:
-        rej = self.rejections.get(rejection_key)
-        if rej is not None:
-            return Check(rejection=Rejection.decode(rej))
-        if dedup_key is None:
-            return Check()
-        return Check(existing=self._claim(dedup_key, claim, lease_s))
-
-    async def claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None:
-        return self._claim(dedup_key, claim, lease_s)
+    def _rejection(self, rejection_key: str) -> str | None:
+        return self.rejections.get(rejection_key)
 
     def _claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None:
         existing = self.dedup.get(dedup_key)

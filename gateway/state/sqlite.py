@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.state.base import Check, StateStore
+from gateway.state.base import LocalStore
 from gateway.state.memory import ExpiringDict
 from gateway.state.records import QueueEntry, Rejection
 
@@ -54,7 +54,7 @@ class StateFileError(Exception):
     """The database cannot be opened or is in use by another process."""
 
 
-class SqliteStore(StateStore):
+class SqliteStore(LocalStore):
     def __init__(self, path: str, reactor: Any, synchronous: str = "normal",
                  clock: Callable[[], float] = time.time) -> None:
         self.path = path
@@ -131,16 +131,8 @@ class SqliteStore(StateStore):
 
     # --- de-duplication and rejections -------------------------------------------------------------
 
-    async def check(self, rejection_key: str, dedup_key: str | None, claim: str, lease_s: float) -> Check:
-        rejection = self._rejected.get(rejection_key)
-        if rejection is not None:
-            return Check(rejection=Rejection.decode(rejection))
-        if dedup_key is None:
-            return Check()
-        return Check(existing=self._claim(dedup_key, claim, lease_s))
-
-    async def claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None:
-        return self._claim(dedup_key, claim, lease_s)
+    def _rejection(self, rejection_key: str) -> str | None:
+        return self._rejected.get(rejection_key)
 
     def _claim(self, dedup_key: str, claim: str, lease_s: float) -> str | None:
         existing = self._get(dedup_key)

@@ -12,8 +12,6 @@ import time
 import uuid
 from typing import Any
 
-import jwt
-
 from tests.e2e.conftest import (ANDROID_APP, ANDROID_TIM_APP, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, IOS_APP,
                                 IOS_TIM_APP, SCRIPTED_APP, Scene)
 from tests.e2e.wait import Received, apns_pushkey, eventually, fcm_pushkey

@@ -11,7 +11,6 @@ Handler = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
 
 class FakeServer:
     def __init__(self, handle: Handler) -> None:
-        outer = self
 
         class _H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
