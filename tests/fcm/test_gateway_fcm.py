@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes.fcm import FakeGoogle, Reply
 from tests.fcm.conftest import account, dev, fcm_app, key, note, start_gateway
-from tests.fcm.connect_proxy import ConnectProxy
+from tests.fakes.connect_proxy import ConnectProxy
 from tests.support.gateway import GatewayProcess
 from tests.support.tls import TestCA
 
@@ -303,7 +303,8 @@ def test_proxy_path(tmp_path: Path, pki: tuple[Path, TestCA], fake: FakeGoogle) 
     proxy = ConnectProxy(credentials="user:s3cret").start()
     try:
         sa = account(pki, fake, "proxied")
-        g = start_gateway(tmp_path, {A: fcm_app(sa, fake, pki[1])}, proxy=proxy.url)
+        g = start_gateway(tmp_path, {A: fcm_app(sa, fake, pki[1])},
+                          proxy=proxy.url.replace("http://", "http://user:s3cret@"))
         try:
             pk = fresh()
             r = g.notify(note(dev(A, pk)))
@@ -313,7 +314,8 @@ def test_proxy_path(tmp_path: Path, pki: tuple[Path, TestCA], fake: FakeGoogle) 
             g.stop()
         target = f"127.0.0.1:{fake.port}"
         assert len(proxy.connects) >= 2  # token endpoint and FCM both tunnelled
-        assert all(t == target and a == "Basic dXNlcjpzM2NyZXQ=" for t, a in proxy.connects)
+        assert all(c.target == target and c.status == 200 and
+                   c.headers.get("proxy-authorization") == "Basic dXNlcjpzM2NyZXQ=" for c in proxy.connects)
     finally:
         proxy.stop()
 
@@ -321,7 +323,7 @@ def test_proxy_path(tmp_path: Path, pki: tuple[Path, TestCA], fake: FakeGoogle) 
 def test_proxy_refusal_is_temporary(tmp_path: Path, pki: tuple[Path, TestCA], fake: FakeGoogle) -> None:
     proxy = ConnectProxy(credentials="user:right").start()
     try:
-        url = proxy.url.replace("right", "wrong")
+        url = proxy.url.replace("http://", "http://user:wrong@")
         g = start_gateway(tmp_path, {A: fcm_app(account(pki, fake, "proxied2"), fake, pki[1])}, proxy=url,
                           server={"request_timeout_s": 2})
         try:
@@ -330,6 +332,7 @@ def test_proxy_refusal_is_temporary(tmp_path: Path, pki: tuple[Path, TestCA], fa
             assert r.status == 503 and fake.sends_for(pk) == []
         finally:
             g.stop()
+        assert proxy.connects and all(c.status == 407 for c in proxy.connects)
     finally:
         proxy.stop()
 
