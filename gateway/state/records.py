@@ -25,7 +25,9 @@ _REPORTED = {"d": Outcome.delivered(), "r": Outcome.rejected("remembered"), "f":
 
 
 def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    # Length-prefixed, so no choice of field contents (NULs included) can make two tuples collide.
+    joined = "".join(f"{len(p)}:{p}" for p in parts)
+    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def dedup_key(app_id: str, pushkey: str, event_id: str) -> str:

@@ -65,7 +65,13 @@ def test_keys_never_contain_the_pushkey_and_separate_fields(app: str, key: str, 
     k = dedup_key(app, key, event)
     assert len(k) == 32 and (len(key) < 8 or key not in k)
     assert k != dedup_key(app + key, "", event) or key == ""
+    assert k != dedup_key(app, key + event, "") or event == ""
     assert rejection_key(app, key) != k
+
+
+def test_keys_do_not_collide_through_separator_characters() -> None:
+    assert dedup_key("", "\x00", "") != dedup_key("\x00", "", "")
+    assert dedup_key("a", "k\x00x", "y") != dedup_key("a", "k", "x\x00y")
 
 
 def test_expiring_dict_forgets_after_ttl_and_sweeps() -> None:
