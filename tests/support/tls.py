@@ -25,6 +25,8 @@ class CertFiles:
 
 @dataclass(frozen=True)
 class TestCA:
+    __test__ = False  # a helper, not a pytest test class
+
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
     cert_path: Path
