@@ -18,14 +18,14 @@ from pathlib import Path
 
 import orjson
 
-from bench.common import REPO, free_port, measure, show, start_gateway
+from bench.common import REPO, UNIQUE, free_port, measure, show, start_gateway
 from tests.fakes.apns import make_p8
 from tests.support.tls import make_ca
 
 
 def notify(devices: int) -> bytes:
     return orjson.dumps({"notification": {
-        "event_id": "$3957tyerfgewrf384", "room_id": "!slw48wfj34rtnrf:example.com", "type": "m.room.message",
+        "event_id": "$" + UNIQUE, "room_id": "!slw48wfj34rtnrf:example.com", "type": "m.room.message",
         "sender": "@exampleuser:matrix.org", "sender_display_name": "Major Tom", "room_name": "Mission Control",
         "prio": "high", "content": {"msgtype": "m.text", "body": "I'm floating in a most peculiar way."},
         "counts": {"unread": 2, "missed_calls": 1},

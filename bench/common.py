@@ -60,11 +60,7 @@ def wrk(url: str, body: bytes | None, *, seconds: int = 10, connections: int = 5
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     script = Path(tempfile.mkdtemp()) / "req.lua"
-    if body is not None:
-        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                          f"wrk.body = [==[{body.decode()}]==]\n")
-    else:
-        script.write_text("")
+    script.write_text(lua_script(body))
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     res = {"req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
@@ -77,6 +73,25 @@ def wrk(url: str, body: bytes | None, *, seconds: int = 10, connections: int = 5
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     res["non_2xx"] = float(non2xx.group(1)) if non2xx else 0.0
     return res
+
+
+#: In a bench body, this marker is replaced by a value unique to each request (and each wrk run): the
+#: gateway de-duplicates by event_id, so a bench that repeated one event would measure only the dedup path.
+UNIQUE = "@UNIQUE@"
+
+
+def lua_script(body: bytes | None) -> str:
+    if body is None:
+        return ""
+    text = body.decode()
+    head = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+    if UNIQUE not in text:
+        return head + f"wrk.body = [==[{text}]==]\n"
+    before, after = text.split(UNIQUE, 1)
+    run = os.urandom(4).hex()
+    return head + (f"local n = 0\nlocal before = [==[{before}]==]\nlocal after = [==[{after}]==]\n"
+                   f"request = function()\n  n = n + 1\n"
+                   f"  return wrk.format(nil, nil, nil, before .. \"{run}-\" .. n .. after)\nend\n")
 
 
 def measure(proc: subprocess.Popen[bytes], url: str, body: bytes | None, **kw: object) -> dict[str, float]:

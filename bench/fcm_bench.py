@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import UNIQUE, lua_script  # noqa: E402
 from tests.fakes.fcm import FakeGoogle, make_service_account  # noqa: E402
 from tests.support.gateway import GatewayProcess  # noqa: E402
 from tests.support.tls import CertFiles, make_ca  # noqa: E402
@@ -65,9 +66,8 @@ def run_wrk(port: int, duration: int, connections: int, tmp: Path, devices: int 
     doc = json.loads(json.dumps(NOTIFICATION))
     doc["notification"]["devices"] = [{"app_id": APP, "pushkey": f"bench-token-{i}-" + "x" * 140}
                                       for i in range(devices)]
-    body = json.dumps(doc).replace("\\", "\\\\").replace('"', '\\"')
-    script.write_text(f'wrk.method = "POST"\nwrk.body = "{body}"\n'
-                      f'wrk.headers["Content-Type"] = "application/json"\n')
+    doc["notification"]["event_id"] = "$" + UNIQUE + ":hs"  # a new event per request: no de-duplication
+    script.write_text(lua_script(json.dumps(doc).encode()))
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script),
                           f"http://127.0.0.1:{port}/_matrix/push/v1/notify"],
                          capture_output=True, text=True, check=True).stdout
@@ -77,7 +77,7 @@ def run_wrk(port: int, duration: int, connections: int, tmp: Path, devices: int 
 
 
 def fixed_rate(port: int, rate: float, count: int) -> list[float]:
-    body = json.dumps(NOTIFICATION).encode()
+    run = os.urandom(4).hex()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     latencies = []
     start = time.perf_counter()
@@ -86,6 +86,8 @@ def fixed_rate(port: int, rate: float, count: int) -> list[float]:
         pause = due - time.perf_counter()
         if pause > 0:
             time.sleep(pause)
+        doc = {"notification": {**NOTIFICATION["notification"], "event_id": f"$fixed-{run}-{i}:hs"}}
+        body = json.dumps(doc).encode()
         t0 = time.perf_counter()
         conn.request("POST", "/_matrix/push/v1/notify", body, {"Content-Type": "application/json"})
         resp = conn.getresponse()

@@ -100,9 +100,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=6000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--base", default=None, help="git ref without the guarantees (default: merge-base with main)")
+    ap.add_argument("--base", default=None, help="git ref without the guarantees (default: the parent of the commit that added them)")
     args = ap.parse_args()
-    base = args.base or subprocess.check_output(["git", "merge-base", "HEAD", "main"], cwd=REPO, text=True).strip()
+    # Default: the tree just before the guarantees were introduced (parent of the commit adding the module).
+    added = subprocess.check_output(["git", "log", "--diff-filter=A", "--format=%H", "--", "gateway/guarantees.py"],
+                                    cwd=REPO, text=True).split()
+    base = args.base or f"{added[-1]}^"
     work = Path(tempfile.mkdtemp(prefix="guarantees-bench-"))
     before_tree = work / "before"
     before_tree.mkdir()
