@@ -105,3 +105,10 @@ def measure(proc: subprocess.Popen[bytes], url: str, body: bytes | None, **kw: o
 def show(name: str, res: dict[str, float]) -> None:
     print(f"{name:<34} {res['req_s']:>9.0f} req/s  p50 {res.get('p50_ms', 0):6.2f} ms  "
           f"p99 {res.get('p99_ms', 0):6.2f} ms  CPU {res['cpu_ms_per_req']:.3f} ms/req  non-2xx {res['non_2xx']:.0f}")
+
+
+def ref_before_guarantees() -> str:
+    """The git ref of the tree just before de-duplication/retry queue were added (for before/after benches)."""
+    added = subprocess.check_output(["git", "log", "--diff-filter=A", "--format=%H", "--", "gateway/guarantees.py"],
+                                    cwd=REPO, text=True).split()
+    return f"{added[-1]}^"

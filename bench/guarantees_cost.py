@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tests.support.gateway as gateway_support  # noqa: E402
+from bench.common import ref_before_guarantees  # noqa: E402
 from tests.support.gateway import GatewayProcess  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
@@ -102,10 +103,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--base", default=None, help="git ref without the guarantees (default: the parent of the commit that added them)")
     args = ap.parse_args()
-    # Default: the tree just before the guarantees were introduced (parent of the commit adding the module).
-    added = subprocess.check_output(["git", "log", "--diff-filter=A", "--format=%H", "--", "gateway/guarantees.py"],
-                                    cwd=REPO, text=True).split()
-    base = args.base or f"{added[-1]}^"
+    base = args.base or ref_before_guarantees()
     work = Path(tempfile.mkdtemp(prefix="guarantees-bench-"))
     before_tree = work / "before"
     before_tree.mkdir()

@@ -5,7 +5,7 @@ guarantees' own cost is visible: a pushkin that returns at once, a `task.Clock` 
 (1000 requests/s, so the SQLite group commit batches like it would in production), 10k requests per round
 with fresh event ids (each one claimed and settled), 7 rounds, median of process CPU time. The SQLite
 table grows to 70k rows over the run. "before" runs the same loop against the tree at a git ref without
-the guarantees (default: merge-base with main).
+the guarantees (default: the parent of the commit that added them).
 
     python bench/guarantees_inprocess.py [--base REF]
 """
@@ -20,6 +20,9 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.common import ref_before_guarantees  # noqa: E402
 
 LOOP = r'''
 import statistics, sys, tempfile, os, time
@@ -72,7 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", default=None)
     args = ap.parse_args()
-    base = args.base or subprocess.check_output(["git", "merge-base", "HEAD", "main"], cwd=REPO, text=True).strip()
+    base = args.base or ref_before_guarantees()
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "archive", base], cwd=REPO, check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)

@@ -24,18 +24,18 @@ _REPORTED = {"d": Outcome.delivered(), "r": Outcome.rejected("remembered"), "f":
              "q": Outcome(Status.QUEUED, "duplicate"), EXPIRED: Outcome.failed("retry_expired")}
 
 
-def _digest(*parts: str) -> str:
-    # Length-prefixed, so no choice of field contents (NULs included) can make two tuples collide.
-    joined = "".join(f"{len(p)}:{p}" for p in parts)
-    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+# The field lengths lead the hashed text, so no choice of field contents (NULs included) makes two
+# tuples collide.
 def dedup_key(app_id: str, pushkey: str, event_id: str) -> str:
-    return _digest("e", app_id, pushkey, event_id)
+    return _hash(f"e{len(app_id)}:{len(pushkey)}:{len(event_id)}:{app_id}{pushkey}{event_id}")
 
 
 def rejection_key(app_id: str, pushkey: str) -> str:
-    return _digest("r", app_id, pushkey)
+    return _hash(f"r{len(app_id)}:{len(pushkey)}:{app_id}{pushkey}")
 
 
 def is_pending(value: str) -> bool:

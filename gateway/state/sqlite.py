@@ -15,15 +15,18 @@ exclusive lock file keeps a second process off the same database: the queue leas
 ``secure_delete`` overwrites deleted rows, and the periodic sweep truncates the WAL, so a delivered or
 expired push's content does not linger in the file. On start, leases left by a crashed predecessor are released so its queue resumes at once.
 
-Because the lock makes this process the file's only user, two things need no SQL at all: pending
+Because the lock makes this process the file's only user, most reads need no SQL at all: pending
 claims live in memory (they are meaningless after a restart, when their sender is gone), and the
-rejections are mirrored in memory (loaded at start, written through). A new event therefore costs one
-primary-key lookup and, once settled, one write.
+rejections and settled de-duplication records are mirrored in memory (loaded at start, written through;
+the dedup mirror is dropped in favour of SQL lookups if the window holds more than `MIRROR_MAX` records).
+Settled records are written with one `executemany` per group commit. A new event therefore costs two
+dict operations and a share of one batched write.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -33,6 +36,8 @@ from typing import Any
 from gateway.state.base import LocalStore
 from gateway.state.memory import ExpiringDict
 from gateway.state.records import QueueEntry, Rejection
+
+log = logging.getLogger("gateway.state.sqlite")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dedup(k TEXT PRIMARY KEY, v TEXT NOT NULL, exp REAL NOT NULL) WITHOUT ROWID;
@@ -47,7 +52,9 @@ CREATE INDEX IF NOT EXISTS queue_created ON queue(created);
 
 
 #: Group-commit window for de-duplication and rejection records.
-COMMIT_DELAY_S = 0.02
+COMMIT_DELAY_S = 0.05
+#: Dedup records mirrored in memory at most (about 400 bytes each).
+MIRROR_MAX = 200_000
 
 
 class StateFileError(Exception):
@@ -67,6 +74,12 @@ class SqliteStore(LocalStore):
         self._commit_call: Any = None
         self._claims = ExpiringDict(clock)
         self._rejected = ExpiringDict(clock)
+        #: Settled dedup records not yet written: flushed with one executemany per group commit, which
+        #: costs far less per record than one INSERT statement per push.
+        self._settled: dict[str, tuple[str, float]] = {}
+        #: All unexpired dedup records, in memory, so the common case (a new event) needs no SELECT.
+        #: If the window holds more than MIRROR_MAX records the mirror is dropped and reads go to SQLite.
+        self._mirror: ExpiringDict | None = ExpiringDict(clock)
 
     async def start(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -97,6 +110,12 @@ class SqliteStore(LocalStore):
         self._commit()
         for k, v, exp in self.db.execute("SELECT k, v, exp FROM rejected WHERE exp > ?", (now,)):
             self._rejected.set(k, v, exp - now)
+        count = self._one("SELECT count(*) FROM dedup WHERE exp > ?", (now,))[0]
+        if count > MIRROR_MAX:
+            self._mirror = None
+        else:
+            for k, v, exp in self.db.execute("SELECT k, v, exp FROM dedup WHERE exp > ?", (now,)):
+                self._mirror.set(k, v, exp - now)  # type: ignore[union-attr]
 
     async def close(self) -> None:
         if self.db is not None:
@@ -114,6 +133,7 @@ class SqliteStore(LocalStore):
         if not self._in_txn:
             self.db.execute("BEGIN")
             self._in_txn = True
+        if self._commit_call is None:
             self._commit_call = self.reactor.callLater(COMMIT_DELAY_S, self._commit)
         return self.db.execute(sql, args)
 
@@ -121,6 +141,14 @@ class SqliteStore(LocalStore):
         if self._commit_call is not None and self._commit_call.active():
             self._commit_call.cancel()
         self._commit_call = None
+        if self._settled and self.db is not None:
+            rows = [(k, v, exp) for k, (v, exp) in self._settled.items()]
+            self._settled.clear()
+            if not self._in_txn:
+                self.db.execute("BEGIN")
+                self._in_txn = True
+            self.db.executemany("INSERT INTO dedup(k, v, exp) VALUES (?, ?, ?) "
+                                "ON CONFLICT(k) DO UPDATE SET v = excluded.v, exp = excluded.exp", rows)
         if self._in_txn and self.db is not None:
             self._in_txn = False
             self.db.execute("COMMIT")
@@ -144,6 +172,11 @@ class SqliteStore(LocalStore):
         pending = self._claims.get(dedup_key)
         if pending is not None:
             return pending
+        if self._mirror is not None:
+            return self._mirror.get(dedup_key)
+        settled = self._settled.get(dedup_key)
+        if settled is not None and settled[1] > self.clock():
+            return settled[0]
         row = self._one("SELECT v FROM dedup WHERE k = ? AND exp > ?", (dedup_key, self.clock()))
         return row[0] if row is not None else None
 
@@ -152,14 +185,29 @@ class SqliteStore(LocalStore):
 
     async def settle(self, dedup_key: str, value: str, ttl_s: float) -> None:
         self._claims.delete(dedup_key)
-        self._write("INSERT INTO dedup(k, v, exp) VALUES (?, ?, ?) "
-                    "ON CONFLICT(k) DO UPDATE SET v = excluded.v, exp = excluded.exp",
-                    (dedup_key, value, self.clock() + ttl_s))
+        self._settled[dedup_key] = (value, self.clock() + ttl_s)
+        mirror = self._mirror
+        if mirror is not None:
+            mirror.set(dedup_key, value, ttl_s)
+            if len(mirror.items) > MIRROR_MAX:
+                mirror.sweep(self.clock())
+                if len(mirror.items) > MIRROR_MAX:
+                    log.warning("more than %d de-duplication records in the window: reading them from SQLite",
+                                MIRROR_MAX)
+                    self._mirror = None
+        if self._commit_call is None:
+            self._commit_call = self.reactor.callLater(COMMIT_DELAY_S, self._commit)
 
     async def release(self, dedup_key: str, claim: str) -> None:
         if self._claims.get(dedup_key) == claim:
             self._claims.delete(dedup_key)
+        elif self._settled.get(dedup_key, ("",))[0] == claim:
+            del self._settled[dedup_key]
+            if self._mirror is not None:
+                self._mirror.delete(dedup_key)
         else:
+            if self._mirror is not None and self._mirror.get(dedup_key) == claim:
+                self._mirror.delete(dedup_key)
             self._write("DELETE FROM dedup WHERE k = ? AND v = ?", (dedup_key, claim))
 
     async def remember_rejection(self, rejection_key: str, rejection: Rejection, ttl_s: float) -> None:
@@ -205,6 +253,8 @@ class SqliteStore(LocalStore):
     async def sweep(self, now: float) -> None:
         self._claims.sweep(now)
         self._rejected.sweep(now)
+        if self._mirror is not None:
+            self._mirror.sweep(now)
         self._write("DELETE FROM dedup WHERE exp <= ?", (now,))
         self._write("DELETE FROM rejected WHERE exp <= ?", (now,))
         self._commit()
