@@ -94,7 +94,7 @@ def build_data(notification: Notification, device: Device, *, content_free: bool
                            ("sender_display_name", notification.sender_display_name),
                            ("room_name", notification.room_name), ("room_alias", notification.room_alias),
                            ("membership", membership)):
-            if isinstance(value, str):
+            if isinstance(value, str) and value:  # Synapse sends "sender": "" on badge-only updates
                 descriptive[key] = truncate_utf8(value)
 
     ids: dict[str, str] = {}

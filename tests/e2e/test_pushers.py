@@ -50,7 +50,8 @@ def fcm_ids_only(token: str, room_id: str, event_id: str, unread: int) -> bytes:
 
 
 def fcm_badge(token: str, unread: int) -> bytes:
-    return ('{"message":{"android":{"priority":"high"},"data":{"prio":"high","sender":"","unread":"%d"},'
+    # Synapse sends "sender": "" with badge-only updates; empty descriptive fields are left out.
+    return ('{"message":{"android":{"priority":"high"},"data":{"prio":"high","unread":"%d"},'
             '"token":"%s"},"validate_only":false}' % (unread, token)).encode()
 
 

@@ -149,3 +149,13 @@ def test_fcm_options_deep_merged_into_a_copy() -> None:
     assert second["android"]["priority"] == "normal"
     assert first["apns"] == {"headers": {"apns-priority": "10"}} and first["fcm_options"] == {"analytics_label": "l"}
     assert shared["android"]["priority"] == "ignored" and "ttl" not in shared["android"]
+
+
+def test_empty_descriptive_fields_are_left_out() -> None:
+    from gateway.model import Counts, Device, Notification
+    from gateway.pushkins.fcm_payload import build_data
+
+    n = Notification(devices=(Device("a", "tok"),), sender="", room_name="", counts=Counts(unread=0))
+    payload = build_data(n, n.devices[0], content_free=False, send_badge_counts=True)
+    assert payload is not None
+    assert "sender" not in payload.data and "room_name" not in payload.data and payload.data["unread"] == "0"
