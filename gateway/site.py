@@ -43,6 +43,10 @@ def _final_answer(status: int, body: bytes, extra: bytes = b"") -> bytes:
             b"%s\r\n%s" % (status, reason, len(body), extra, body))
 
 
+#: `GatewayChannel._read_deadline` while the chunk that started a request is being consumed.
+_STARTED: Any = object()
+
+
 class GatewayChannel(http.HTTPChannel):
     """HTTP/1.1 channel with a whole-request read deadline and JSON answers to malformed requests."""
 
@@ -52,9 +56,15 @@ class GatewayChannel(http.HTTPChannel):
 
     def dataReceived(self, data: bytes) -> None:
         # A request starts with its first byte; pipelined bytes buffered during a response start
-        # theirs when twisted.web replays them (through this method) after the response.
+        # theirs when twisted.web replays them (through this method) after the response. Almost every
+        # request arrives whole in the chunk that starts it, so the timer is only armed for a request
+        # still incomplete once this chunk is consumed (a timer per request is a measurable cost).
         if self._read_deadline is None and not self._handlingRequest and self.timeOut:
-            self._read_deadline = self.callLater(self.timeOut, self.timeoutConnection)
+            self._read_deadline = _STARTED
+            super().dataReceived(data)
+            if self._read_deadline is _STARTED:
+                self._read_deadline = self.callLater(self.timeOut, self.timeoutConnection)
+            return
         super().dataReceived(data)
 
     def allContentReceived(self) -> None:
@@ -66,7 +76,7 @@ class GatewayChannel(http.HTTPChannel):
         call, self._read_deadline = self._read_deadline, None
         if call is None:
             return False
-        if call.active():
+        if call is not _STARTED and call.active():
             call.cancel()
         return True
 

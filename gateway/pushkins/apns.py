@@ -305,47 +305,107 @@ class ApnsPushkin(Pushkin):
             if isinstance(prepared, Outcome):
                 return prepared
             assert self.loop is not None, "start() was not awaited"
+            first = self._first_attempt(prepared, device)
+            if first is not None:
+                return await first
             return await Deferred.fromFuture(self.loop.create_task(self.deliver(prepared, device)))
         except Exception:
             log.exception("APNs dispatch failed unexpectedly for app %s pushkey %s", self.app_id, device.key_hash)
             return Outcome.temporary("internal_error")
 
-    async def deliver(self, req: ApnsRequest, device: Device) -> Outcome:
-        """Attempts with backoff inside the budget (asyncio side)."""
-        self._inflight.inc()
+    def _first_attempt(self, req: ApnsRequest, device: Device) -> Deferred[Outcome] | None:
+        """The first attempt without an asyncio Task, when a connection has a free stream right now
+        (`HardenedProtocol.start`): its outcome fires the Deferred straight from the response. A
+        temporary failure continues in `deliver` (backoff, further attempts) exactly as if the first
+        attempt had been made there. None: no stream free without waiting; the caller uses `deliver`."""
+        if self.stopping or self.pool is None:
+            return None
+        loop = self.loop
+        assert loop is not None
+        started = loop.time()
+        deadline = started + self.budget_s
+        d: Deferred[Outcome] = Deferred()
+
+        def done(result: ApnsResponse | ApnsTransportError) -> None:
+            outcome = self._attempt_outcome(result, device, started)
+            if self._retry_delay(outcome, 1, deadline) is None:
+                self._inflight.dec()
+                self._log_temporary(outcome, device, 1)
+                d.callback(outcome)
+                return
+            task = loop.create_task(self.deliver(req, device, first=outcome, deadline=deadline, counted=True))
+            Deferred.fromFuture(task).chainDeferred(d)
+
+        for connection in self.pool.connections:
+            if not connection.is_busy:
+                self._inflight.inc()
+                if connection.start(req, done, min(self.opts.request_timeout_s, self.budget_s)):
+                    return d
+                self._inflight.dec()
+                return None
+        return None
+
+    async def deliver(self, req: ApnsRequest, device: Device, first: Outcome | None = None,
+                      deadline: float | None = None, counted: bool = False) -> Outcome:
+        """Attempts with backoff inside the budget (asyncio side); `first` is the outcome of an attempt
+        already made (by `_first_attempt`, which also counted the push as in flight)."""
+        if not counted:
+            self._inflight.inc()
         try:
-            return await self._attempts(req, device)
+            return await self._attempts(req, device, first, deadline)
         finally:
             self._inflight.dec()
 
-    async def _attempts(self, req: ApnsRequest, device: Device) -> Outcome:
+    async def _attempts(self, req: ApnsRequest, device: Device, first: Outcome | None,
+                        deadline: float | None) -> Outcome:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.budget_s
-        attempt = 0
+        if deadline is None:
+            deadline = loop.time() + self.budget_s
+        attempt, outcome = (0, None) if first is None else (1, first)
         while True:
-            attempt += 1
-            started = loop.time()
-            try:
-                async with asyncio.timeout(min(self.opts.request_timeout_s, deadline - started)):
-                    resp = await send(self.pool, req)
-            except TimeoutError:
-                outcome = self._count("timeout", "", Outcome.temporary("timeout"))
-            except ApnsTransportError as e:
-                outcome = self._count(e.kind, "", Outcome.temporary(e.kind))
-            else:
-                outcome = self.classify(resp, device)
-            self._attempt_time.observe(loop.time() - started)
-            if outcome.status is not Status.TEMPORARY or attempt >= self.opts.max_tries or self.stopping:
-                break
-            delay = self.backoff.delay(attempt, outcome.retry_after)
-            if loop.time() + delay + 0.05 >= deadline:
+            if outcome is None:
+                attempt += 1
+                started = loop.time()
+                try:
+                    async with asyncio.timeout(min(self.opts.request_timeout_s, deadline - started)):
+                        result: ApnsResponse | ApnsTransportError = await send(self.pool, req)
+                except TimeoutError:
+                    result = ApnsTransportError("timeout")
+                except ApnsTransportError as e:
+                    result = e
+                outcome = self._attempt_outcome(result, device, started)
+            delay = self._retry_delay(outcome, attempt, deadline)
+            if delay is None:
                 break
             RETRIES.labels(self.app_id, outcome.reason).inc()
             await asyncio.sleep(delay)
+            outcome = None
+        self._log_temporary(outcome, device, attempt)
+        return outcome
+
+    def _attempt_outcome(self, result: ApnsResponse | ApnsTransportError, device: Device, started: float) -> Outcome:
+        if isinstance(result, ApnsTransportError):
+            outcome = self._count(result.kind, "", Outcome.temporary(result.kind))
+        else:
+            outcome = self.classify(result, device)
+        assert self.loop is not None
+        self._attempt_time.observe(self.loop.time() - started)
+        return outcome
+
+    def _retry_delay(self, outcome: Outcome, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when `outcome` is the push's outcome."""
+        if outcome.status is not Status.TEMPORARY or attempt >= self.opts.max_tries or self.stopping:
+            return None
+        delay = self.backoff.delay(attempt, outcome.retry_after)
+        assert self.loop is not None
+        if self.loop.time() + delay + 0.05 >= deadline:
+            return None
+        return delay
+
+    def _log_temporary(self, outcome: Outcome, device: Device, attempts: int) -> None:
         if outcome.status is Status.TEMPORARY:
             log.warning("APNs push for app %s pushkey %s failed temporarily after %d attempt(s): %s",
-                        self.app_id, device.key_hash, attempt, outcome.reason)
-        return outcome
+                        self.app_id, device.key_hash, attempts, outcome.reason)
 
     def _count(self, status: str, reason: str, outcome: Outcome) -> Outcome:
         key = (status, reason)

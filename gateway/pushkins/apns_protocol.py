@@ -77,14 +77,30 @@ class ApnsResponse:
     apns_id: str | None = None
 
 
-class _Stream:
-    __slots__ = ("future", "headers", "body", "sent_at")
+#: What a stream ends with: the response, or the transport failure (kind "timeout" from `start`'s deadline).
+Done = Callable[["ApnsResponse | ApnsTransportError"], None]
+#: Deadlines this close are due (asyncio may run a timer a hair before its time).
+_DUE_SLACK_S = 0.001
 
-    def __init__(self, future: Any, sent_at: float) -> None:
-        self.future = future
+
+class _Stream:
+    __slots__ = ("done", "headers", "body", "sent_at", "deadline")
+
+    def __init__(self, done: Done, sent_at: float, deadline: float | None) -> None:
+        self.done = done
         self.headers: dict[bytes, bytes] = {}
         self.body = bytearray()
         self.sent_at = sent_at
+        #: Set for `start`ed streams (the connection times them out); None for `send`'s (the caller does).
+        self.deadline = deadline
+
+
+def _resolve(future: Any, result: Any) -> None:
+    if not future.done():
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 def _parse_body(body: bytes) -> tuple[str, int | None]:
@@ -132,7 +148,32 @@ class HardenedProtocol(APNsTLSClientProtocol):
         self._streams: dict[int, _Stream] = {}
         self._unsent: deque[tuple[int, bytes]] = deque()
         self._last_rx = 0.0
+        self._last_activity = 0.0
         self._closing = False
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def refresh_inactivity_timer(self) -> None:
+        """CPU per push: aioapns cancels and re-creates its idle timer on every flush (at least twice
+        per push, a timer-heap insertion each). Here the last activity is only noted; the one timer,
+        when it fires, closes the connection if it has been idle long enough or re-arms itself for
+        the rest of the idle time."""
+        self._last_activity = self.loop.time()
+        if self.inactivity_timer is None:
+            self.inactivity_timer = self.loop.call_later(self.INACTIVITY_TIME, self._idle_check)
+
+    def _idle_check(self) -> None:
+        idle_s = self.loop.time() - self._last_activity
+        if idle_s >= self.INACTIVITY_TIME:
+            self.close()
+        else:
+            self.inactivity_timer = self.loop.call_later(self.INACTIVITY_TIME - idle_s, self._idle_check)
+
+    def flush(self) -> None:
+        """aioapns' flush, without a TLS write call when h2 has nothing to send (after most reads)."""
+        self.refresh_inactivity_timer()
+        data = self.conn.data_to_send()
+        if data:
+            self.transport.write(data)
 
     @property
     def is_busy(self) -> bool:
@@ -157,6 +198,40 @@ class HardenedProtocol(APNsTLSClientProtocol):
             self._closing = True
             self.close()
             raise ApnsTransportError("connection_lost") from None
+        future = self.loop.create_future()
+        self._open_stream(stream_id, req, partial(_resolve, future), None)
+        future.add_done_callback(partial(self._on_future_done, stream_id))
+        return await future
+
+    def start(self, req: ApnsRequest, done: Done, timeout_s: float) -> bool:
+        """`send` without a coroutine, Task or future, for the first attempt of a push: CPU per push.
+
+        Each awaited send costs a Task, its steps, an ``asyncio.timeout`` timer and two extra loop
+        iterations (future → Task → Deferred) before the outcome reaches the notify request. Here the
+        request goes out synchronously and `done` is called once, from ``data_received``, with the
+        `ApnsResponse` or an `ApnsTransportError` (``timeout`` once `timeout_s` passed: the stream is
+        then reset as a cancelled `send`'s is). Timeouts share one timer per connection. False, with
+        nothing sent, when no stream can be had without waiting (the caller awaits `send` instead).
+        """
+        channels = self.free_channels
+        if self._closing or channels._value <= 0 or channels._waiters or \
+                channels._stream_id + 2 > H2Connection.HIGHEST_ALLOWED_STREAM_ID:
+            return False
+        channels._value -= 1  # asyncio.Semaphore.acquire() without waiting, as aioapns' pool does
+        channels._stream_id += 2
+        deadline = self.loop.time() + timeout_s
+        try:
+            self._open_stream(channels._stream_id, req, done, deadline)
+        except ApnsTransportError:
+            return False
+        expiry = self._expiry
+        if expiry is None or deadline < expiry.when():
+            if expiry is not None:
+                expiry.cancel()
+            self._expiry = self.loop.call_at(deadline, self._expire)
+        return True
+
+    def _open_stream(self, stream_id: int, req: ApnsRequest, done: Done, deadline: float | None) -> None:
         headers = [
             (b":method", b"POST"),
             (b":scheme", b"https"),
@@ -175,8 +250,7 @@ class HardenedProtocol(APNsTLSClientProtocol):
         if self.auth_provider is not None:
             headers.append((b"authorization", self.auth_provider.get_header().encode()))
         self.conn.encoder.next_block = _hpack_block(headers)
-        future = self.loop.create_future()
-        self._streams[stream_id] = _Stream(future, self.loop.time())
+        self._streams[stream_id] = _Stream(done, self.loop.time(), deadline)
         try:
             self.conn.send_headers(stream_id, headers)
             if not self._unsent and self.conn.local_flow_control_window(stream_id) >= len(req.body):
@@ -188,12 +262,31 @@ class HardenedProtocol(APNsTLSClientProtocol):
             del self._streams[stream_id]
             self.free_channels.release()
             raise ApnsTransportError("connection_lost") from None
-        future.add_done_callback(partial(self._on_future_done, stream_id))
         if not self._flush_scheduled:
             # Sends started in the same loop iteration share one TLS write.
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_now)
-        return await future
+
+    def _expire(self) -> None:
+        """Time out every due `start`ed stream; re-arm for the earliest remaining deadline."""
+        self._expiry = None
+        now = self.loop.time() + _DUE_SLACK_S
+        due = [(sid, st) for sid, st in self._streams.items() if st.deadline is not None and st.deadline <= now]
+        for sid, st in due:
+            self._abandon(sid)
+            self._report(st, ApnsTransportError("timeout"))
+        if self._streams:
+            later = [st.deadline for st in self._streams.values() if st.deadline is not None]
+            if later:
+                self._expiry = self.loop.call_at(min(later), self._expire)
+
+    @staticmethod
+    def _report(stream: _Stream, result: ApnsResponse | ApnsTransportError) -> None:
+        """Hand a stream's end to its owner; the owner's failure must never take the connection down."""
+        try:
+            stream.done(result)
+        except Exception:
+            log.exception("APNs response handler failed")
 
     def _flush_now(self) -> None:
         self._flush_scheduled = False
@@ -211,8 +304,10 @@ class HardenedProtocol(APNsTLSClientProtocol):
         which aioapns never notices because every send refreshes its idle timer) and is closed, so the
         retry goes out on a fresh one.
         """
-        if not future.cancelled():
-            return
+        if future.cancelled():
+            self._abandon(stream_id)
+
+    def _abandon(self, stream_id: int) -> None:
         stream = self._streams.pop(stream_id, None)
         if stream is None:
             return
@@ -299,17 +394,14 @@ class HardenedProtocol(APNsTLSClientProtocol):
             status = 0
         reason, timestamp = _parse_body(bytes(stream.body)) if status != 200 else ("", None)
         apns_id = stream.headers.get(b"apns-id")
-        if not stream.future.done():
-            stream.future.set_result(ApnsResponse(status, reason, timestamp,
-                                                  apns_id.decode("latin-1") if apns_id else None))
+        self._report(stream, ApnsResponse(status, reason, timestamp, apns_id.decode("latin-1") if apns_id else None))
 
-    def _fail(self, stream_id: int, exc: Exception) -> None:
+    def _fail(self, stream_id: int, exc: ApnsTransportError) -> None:
         stream = self._streams.pop(stream_id, None)
         if stream is None:
             return
         self.free_channels.release()
-        if not stream.future.done():
-            stream.future.set_exception(exc)
+        self._report(stream, exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Fails every pending request with a retryable error (aioapns calls ``set_exception`` on
@@ -318,6 +410,9 @@ class HardenedProtocol(APNsTLSClientProtocol):
         self._closing = True
         if self.inactivity_timer:
             self.inactivity_timer.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self.on_connection_lost:
             try:
                 self.on_connection_lost(self)
@@ -325,8 +420,7 @@ class HardenedProtocol(APNsTLSClientProtocol):
                 pass
         streams, self._streams = self._streams, {}
         for stream in streams.values():
-            if not stream.future.done():
-                stream.future.set_exception(ApnsTransportError("connection_lost"))
+            self._report(stream, ApnsTransportError("connection_lost"))
         self.free_channels.destroy(ApnsTransportError("connection_lost"))
 
 
