@@ -16,13 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.gateway import free_port
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 20) -> None:
@@ -37,6 +33,7 @@ def wait_port(port: int, timeout: float = 20) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc): server CPU independent of what else loads the machine."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -56,12 +53,15 @@ def start_gateway(config_yaml: str) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def wrk(url: str, body: bytes | None, *, seconds: int = 10, connections: int = 50,
-        rate: int | None = None) -> dict[str, float]:
+        headers: dict[str, str] | None = None) -> dict[str, float]:
+    """One wrk run (POST `body` if given, else GET): req/s, request count, p50/p99 ms, non-2xx count."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install wrk")
     script = Path(tempfile.mkdtemp()) / "req.lua"
     script.write_text(lua_script(body))
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     res = {"req_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
            "requests": float(re.search(r"(\d+) requests in", out).group(1))}

@@ -15,10 +15,8 @@ import http.client
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import UNIQUE, lua_script  # noqa: E402
+from bench.common import UNIQUE, cpu_seconds, wrk  # noqa: E402
 from tests.fakes.fcm import FakeGoogle, make_service_account  # noqa: E402
 from tests.support.gateway import GatewayProcess  # noqa: E402
 from tests.support.tls import CertFiles, make_ca  # noqa: E402
@@ -56,24 +54,13 @@ def fake_main(cert: CertFiles, sa_path: str, conn: multiprocessing.connection.Co
             return
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def run_wrk(port: int, duration: int, connections: int, tmp: Path, devices: int = 1) -> dict[str, float]:
-    script = tmp / "post.lua"
+def saturate(port: int, duration: int, connections: int, devices: int = 1) -> dict[str, float]:
     doc = json.loads(json.dumps(NOTIFICATION))
     doc["notification"]["devices"] = [{"app_id": APP, "pushkey": f"bench-token-{i}-" + "x" * 140}
                                       for i in range(devices)]
     doc["notification"]["event_id"] = "$" + UNIQUE + ":hs"  # a new event per request: no de-duplication
-    script.write_text(lua_script(json.dumps(doc).encode()))
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script),
-                          f"http://127.0.0.1:{port}/_matrix/push/v1/notify"],
-                         capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "non_2xx": float(bad.group(1)) if bad else 0.0}
+    return wrk(f"http://127.0.0.1:{port}/_matrix/push/v1/notify", json.dumps(doc).encode(), seconds=duration,
+               connections=connections)
 
 
 def fixed_rate(port: int, rate: float, count: int) -> list[float]:
@@ -127,11 +114,11 @@ def main() -> None:
     gw.start()
     try:
         assert gw.notify(NOTIFICATION["notification"]).status == 200
-        run_wrk(gw.port, 2, args.connections, tmp)  # warm-up: pool filled, code paths hot
+        saturate(gw.port, 2, args.connections)  # warm-up: pool filled, code paths hot
         parent.send("count")
         sends0 = parent.recv()
         cpu0, t0 = cpu_seconds(gw.proc.pid), time.perf_counter()  # type: ignore[union-attr]
-        wrk = run_wrk(gw.port, args.duration, args.connections, tmp, args.devices)
+        load = saturate(gw.port, args.duration, args.connections, args.devices)
         cpu1, t1 = cpu_seconds(gw.proc.pid), time.perf_counter()  # type: ignore[union-attr]
         parent.send("count")
         pushes = parent.recv() - sends0
@@ -141,7 +128,7 @@ def main() -> None:
         print(f"cores: {os.cpu_count()} (gateway, fake FCM and wrk share them)")
         print(f"saturation: wrk -c{args.connections} {args.duration}s, {args.devices} device(s)/notify, "
               f"max_connections={args.max_connections}")
-        print(f"  notify req/s (wrk):      {wrk['rps']:.0f}  non-2xx: {wrk['non_2xx']:.0f}")
+        print(f"  notify req/s (wrk):      {load['req_s']:.0f}  non-2xx: {load['non_2xx']:.0f}")
         print(f"  pushes/s (at fake FCM):  {pushes / (t1 - t0):.0f}")
         print(f"  gateway CPU ms/push:     {(cpu1 - cpu0) * 1000 / max(1, pushes):.3f}")
         print(f"fixed rate {args.rate:.0f} req/s, {len(lat)} requests, one keep-alive connection:")

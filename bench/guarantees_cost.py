@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import shutil
 import statistics
 import subprocess
@@ -31,17 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tests.support.gateway as gateway_support  # noqa: E402
-from bench.common import ref_before_guarantees  # noqa: E402
+from bench.common import cpu_seconds, ref_before_guarantees  # noqa: E402
 from tests.support.gateway import GatewayProcess  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 APP = "com.example.bench"
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def load(port: int, n: int, concurrency: int, tag: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -26,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import cpu_seconds, free_port, wrk  # noqa: E402
 
 TOKEN = "benchtoken0123456789"
 
@@ -82,24 +83,14 @@ def serve(args: argparse.Namespace) -> None:
     reactor.run()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (Linux /proc), to measure server CPU per request independent of load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, duration: int, connections: int, pid: int) -> tuple[float, float]:
+def wrk_rate(url: str, duration: int, connections: int, pid: int) -> tuple[float, float]:
     """(requests/s, server CPU microseconds per request)."""
     cpu0 = cpu_seconds(pid)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-H", f"Authorization: Bearer {TOKEN}",
-                          url], capture_output=True, text=True, check=True).stdout
+    res = wrk(url, None, seconds=duration, connections=connections, headers={"Authorization": f"Bearer {TOKEN}"})
     cpu = cpu_seconds(pid) - cpu0
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if not m or not total or non2xx:
-        raise RuntimeError(f"wrk failed or saw errors for {url}:\n{out}")
-    return float(m.group(1)), 1e6 * cpu / int(total.group(1))
+    if res["non_2xx"]:
+        raise RuntimeError(f"wrk saw {res['non_2xx']:.0f} non-2xx answers for {url}")
+    return res["req_s"], 1e6 * cpu / res["requests"]
 
 
 def make_lists(directory: Path) -> tuple[dict[int, Path], dict[int, str], Path, Path]:
@@ -130,14 +121,6 @@ def verify_time(path: Path, root: Path, ca: Path, rounds: int = 3) -> tuple[floa
         verify_list(raw, store, cfg)
         times.append(time.perf_counter() - t)
     return min(times), statistics.median(times)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_server(list_path: Path, root: Path, ca: Path) -> tuple[subprocess.Popen[str], int]:
@@ -195,7 +178,7 @@ def main() -> None:
                 cpu: dict[str, list[float]] = {k: [] for k in urls}
                 for _ in range(args.rounds):
                     for name, url in urls.items():
-                        rps, us = wrk(url, args.duration, args.connections, proc.pid)
+                        rps, us = wrk_rate(url, args.duration, args.connections, proc.pid)
                         results[name].append(rps)
                         cpu[name].append(us)
                 print(f"list of {n} entries ({args.connections} connections, {args.rounds} interleaved rounds "
