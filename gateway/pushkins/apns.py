@@ -50,6 +50,7 @@ from gateway.pushkins.apns_protocol import (
 from gateway.pushkins.apns_token import device_token
 from gateway.pushkins.apns_truncate import PayloadTooLarge, encode_payload
 from gateway.pushkins.base import Pushkin
+from gateway.pushkins.tls import client_context, read_ca_file
 
 log = logging.getLogger("gateway.pushkins.apns")
 
@@ -153,7 +154,7 @@ def parse_options(s: Section) -> ApnsOptions:
                                   "(certificate auth)")
     collapse = s.str("collapse_id", "none", choices=("none", "room_id"))
     return ApnsOptions(
-        host=host, port=port, topic=topic, ca_file=s.path_to_file("ca_file", None),
+        host=host, port=port, topic=topic, ca_file=read_ca_file(s),
         push_type=s.str("push_type", None, choices=PUSH_TYPES),
         convert_device_token_to_hex=s.bool("convert_device_token_to_hex", True),
         send_badge_counts=s.bool("send_badge_counts", True),
@@ -236,10 +237,7 @@ class ApnsPushkin(Pushkin):
         self._inflight = INFLIGHT.labels(self.app_id)
 
     def ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()  # system CAs, or SSL_CERT_FILE / SSL_CERT_DIR
-        if self.opts.ca_file:
-            ctx.load_verify_locations(cafile=self.opts.ca_file)
-        ctx.set_alpn_protocols(["h2"])
+        ctx = client_context(self.opts.ca_file, alpn=["h2"])
         if self.opts.cert is not None:
             load_into(ctx, self.opts.cert)
         return ctx

@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import re
-import ssl
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ from gateway.pushkins.base import Pushkin, PushkinContext
 from gateway.pushkins.fcm_client import ClientSettings, FcmClient
 from gateway.pushkins.fcm_metrics import FcmMetrics
 from gateway.pushkins.fcm_payload import FCM_OPTION_KEYS, MessageOptions, build_data, build_message
+from gateway.pushkins.tls import read_ca_file
 
 log = logging.getLogger("gateway.pushkins.fcm")
 
@@ -109,16 +109,6 @@ def _url(s: Section, key: str, default: str) -> str:
     return value.rstrip("/")
 
 
-def _ca_file(s: Section) -> str | None:
-    path = s.path_to_file("ca_file", None)
-    if path is not None:
-        try:
-            ssl.create_default_context().load_verify_locations(cafile=path)
-        except (ssl.SSLError, ValueError) as e:
-            raise s.error("ca_file", f"not a PEM CA certificate file: {e}") from None
-    return path
-
-
 class FcmPushkin(Pushkin):
     type_names = ("fcm", "gcm")
 
@@ -149,7 +139,7 @@ class FcmPushkin(Pushkin):
             fcm_options=_fcm_options(s),
             max_connections=s.int("max_connections", d.max_connections, min=1, max=1000),
             send_badge_counts=s.bool("send_badge_counts", d.send_badge_counts),
-            ca_file=_ca_file(s),
+            ca_file=read_ca_file(s),
             ttl_s=s.int("ttl_s", None, min=0, max=2_419_200),
             collapse_key=s.str("collapse_key", None),
             max_tries=s.int("max_tries", d.max_tries, min=1, max=10),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from gateway.model import Outcome
 from gateway.pushkins.fcm_auth import AccessTokens, AuthResponse, TokenError, load_credentials
 from gateway.pushkins.fcm_metrics import FcmMetrics
 from gateway.pushkins.fcm_response import Action, Verdict, classify
+from gateway.pushkins.tls import client_context
 
 log = logging.getLogger("gateway.pushkins.fcm")
 
@@ -49,13 +49,6 @@ class ClientSettings:
     ca_file: str | None = None
 
 
-def make_ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """System trust store (honours SSL_CERT_FILE/SSL_CERT_DIR) plus an optional extra CA; TLS 1.2+."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +78,7 @@ class FcmClient:
 
     async def start(self) -> None:
         s = self.settings
-        context = make_ssl_context(s.ca_file)
+        context = client_context(s.ca_file)
         self._semaphore = asyncio.Semaphore(s.max_connections)
         # The semaphore and the pool limit are equal, so a request never waits inside aiohttp for a
         # connection and the connect timeout measures only the connect (plus proxy tunnel and TLS).
@@ -207,4 +200,4 @@ class FcmClient:
                 self.metrics.request(label, time.perf_counter() - started)
 
 
-__all__ = ["ClientSettings", "FcmClient", "make_ssl_context"]
+__all__ = ["ClientSettings", "FcmClient"]
