@@ -12,7 +12,6 @@ import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import defer
@@ -36,12 +35,6 @@ class OverLimit(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class DeviceResult:
-    device: Device
-    outcome: Outcome
-
-
 class Dispatcher:
     def __init__(self, pushkins: Iterable[Pushkin]) -> None:
         self.pushkins = {p.app_id: p for p in pushkins}
@@ -50,12 +43,6 @@ class Dispatcher:
 
     def pushkin_for(self, app_id: str) -> Pushkin | None:
         return self.matcher.match(app_id)
-
-    def admit(self, notification: Notification) -> list[Pushkin | None]:
-        """Resolve every device's pushkin and reserve its in-flight slot, or raise OverLimit."""
-        resolved = [self.matcher.match(d.app_id) for d in notification.devices]
-        self.admit_pushkins([p for p in resolved if p is not None])
-        return resolved
 
     def admit_pushkins(self, pushkins: Iterable[Pushkin]) -> None:
         """Reserve one in-flight slot per entry (a pushkin once per device to send), all or nothing."""

@@ -83,10 +83,6 @@ class Section:
     def keys(self) -> list[str]:
         return list(self._data)
 
-    def ignore(self, *keys: str) -> None:
-        """Accept keys that are valid but unused (e.g. Sygnal keys with no meaning here)."""
-        self._seen.update(keys)
-
     def raw(self, key: str, default: Any = _MISSING) -> Any:
         self._seen.add(key)
         if key not in self._data:

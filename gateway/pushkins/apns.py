@@ -213,8 +213,6 @@ def apns_id_for(app_id: str, pushkey: str, event_id: str | None) -> str:
 
 
 class ApnsPushkin(Pushkin):
-    type_names = ("apns",)
-
     @classmethod
     def parse_config(cls, section: Section) -> ApnsOptions:
         return parse_options(section)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gateway.config.model import AppConfig
@@ -43,9 +43,6 @@ class PushkinContext:
 
 
 class Pushkin(abc.ABC):
-    #: The ``type:`` value(s) in the config that select this class.
-    type_names: ClassVar[tuple[str, ...]] = ()
-
     def __init__(self, app: AppConfig, ctx: PushkinContext) -> None:
         self.app = app
         self.ctx = ctx

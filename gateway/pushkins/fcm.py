@@ -110,8 +110,6 @@ def _url(s: Section, key: str, default: str) -> str:
 
 
 class FcmPushkin(Pushkin):
-    type_names = ("fcm", "gcm")
-
     @classmethod
     def parse_config(cls, section: Section) -> FcmOptions:
         s = section

@@ -31,8 +31,6 @@ def _cut(value: str | None, limit: int = 128) -> str | None:
 
 
 class LogPushkin(Pushkin):
-    type_names = ("log",)
-
     @classmethod
     def parse_config(cls, section: Section) -> LogOptions:
         return LogOptions(keep_last=section.int("keep_last", LogOptions.keep_last, min=0, max=100_000))
