@@ -15,7 +15,7 @@ import pytest
 from tests.apns.conftest import KEY_ID, TEAM_ID, TOPIC
 from tests.fakes.apns import Close, Reply, Reset, Stall
 from tests.fakes.connect_proxy import ConnectProxy
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import GatewayProcess, free_port
 
 APP = "org.example.tim.ios"
 TIM_APP = "org.example.tim.ios.cf"
@@ -273,10 +273,7 @@ def test_tls_verification_uses_system_store_or_ssl_cert_file(pki, fake, tmp_path
 
 
 def test_unreachable_apns_is_temporary(pki, fake, tmp_path):
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()  # nothing listens there
     app = apns_app(pki, fake, apns_url=f"https://localhost:{closed}")
     gw = GatewayProcess(tmp_path, {"server": {"request_timeout_s": 3}, "apps": {APP: app}}).start()
     try:
