@@ -77,7 +77,7 @@ class Dispatcher:
         """Dispatch one admitted device; the Deferred always fires with an Outcome, never an error."""
         started = time.perf_counter()
         spans = tracing.start_device(pushkin)
-        d = tracing.in_span(spans[1], defer.ensureDeferred, pushkin.dispatch(notification, device))
+        d = tracing.in_span(spans[1], pushkin.dispatch_deferred, notification, device)
 
         def on_error(failure: Any) -> Outcome:
             log.error("pushkin %s raised for app_id=%s pushkey=%s: %s", type(pushkin).__name__, pushkin.app_id,

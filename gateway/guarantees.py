@@ -88,6 +88,11 @@ class Ticket:
 Decision = Outcome | Shared | Ticket
 
 
+def _keep(outcome: Outcome, box: list[Outcome]) -> Outcome:
+    box.append(outcome)
+    return outcome
+
+
 def first_of(a: defer.Deferred[Any], b: defer.Deferred[Any]) -> defer.Deferred[None]:
     """Fires when either fires, without consuming or cancelling either result."""
     out: defer.Deferred[None] = defer.Deferred()
@@ -189,21 +194,37 @@ class Guarantees:
 
     # --- while and after sending ---------------------------------------------------------------------
 
-    async def follow(self, ticket: Ticket, attempt: defer.Deferred[Outcome],
-                     deadline: defer.Deferred[None]) -> Outcome:
-        """The outcome to report for our own send: its result, or QUEUED if it outlives the deadline."""
-        box: list[Outcome] = []
+    def follow(self, ticket: Ticket, attempt: defer.Deferred[Outcome],
+               deadline: defer.Deferred[None]) -> defer.Deferred[Outcome]:
+        """The outcome to report for our own send: its result, or QUEUED if it outlives the deadline.
 
-        def keep(outcome: Outcome) -> Outcome:
-            box.append(outcome)
+        Plain callbacks instead of a coroutine awaiting the first of both: this runs once per device,
+        and the coroutine's extra Deferred hops cost more than the rest of this method."""
+        box: list[Outcome] = []
+        attempt.addCallback(_keep, box)
+        if box:  # finished synchronously (a fast pushkin, or an answer from memory)
+            return defer.ensureDeferred(self._conclude(ticket, box[0]))
+        report: defer.Deferred[Outcome] = defer.Deferred()
+        decided = False
+
+        def decide(step: Any) -> None:
+            nonlocal decided
+            if not decided:
+                decided = True
+                defer.ensureDeferred(step()).chainDeferred(report)
+
+        def settled(outcome: Outcome) -> Outcome:
+            decide(lambda: self._conclude(ticket, outcome))
             return outcome
 
-        attempt.addCallback(keep)
-        if not box:
-            await first_of(attempt, deadline)
-        if box:
-            return await self._conclude(ticket, box[0])
-        return await self._handoff(ticket, attempt)
+        def expired(result: None) -> None:
+            decide(lambda: self._handoff(ticket, attempt))
+            return result
+
+        attempt.addCallback(settled)
+        if not decided:
+            deadline.addCallback(expired)
+        return report
 
     async def await_shared(self, shared: Shared, deadline: defer.Deferred[None]) -> Outcome:
         """A duplicate's report: the first attempt's outcome, or a temporary failure if that is not known

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import re
 import ssl
 import time
@@ -30,7 +31,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from prometheus_client import Counter, Gauge, Histogram
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 
 from gateway.backoff import Backoff
 from gateway.config.reader import ConfigError, Section
@@ -200,16 +201,27 @@ class _EveryMinute:
             log.error(msg, *args)
 
 
-_APNS_ID_NAMESPACE = uuid.UUID("6f1d3c1e-8a8e-4c55-9d7a-2f6a0b7c9e41")
+_APNS_ID_NAMESPACE = uuid.UUID("6f1d3c1e-8a8e-4c55-9d7a-2f6a0b7c9e41").bytes
 
 
 def apns_id_for(app_id: str, pushkey: str, event_id: str | None) -> str:
     """The apns-id of one push: derived from (app, pushkey, event), so every retry of it — in-request,
     from the retry queue, even after a restart — carries the same id, as Apple asks. Badge-only pokes
-    have no event and get a fresh id."""
+    have no event and get a fresh id.
+
+    The value is RFC 4122 UUIDv5 (v4 for pokes), exactly what ``uuid.uuid5`` returns, built from the
+    digest directly: ``uuid.UUID`` objects cost more than the rest of the id per push."""
     if event_id is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(_APNS_ID_NAMESPACE, f"{app_id}\x00{pushkey}\x00{event_id}"))
+        raw = bytearray(os.urandom(16))
+        version = 0x40
+    else:
+        name = f"{app_id}\x00{pushkey}\x00{event_id}".encode()
+        raw = bytearray(hashlib.sha1(_APNS_ID_NAMESPACE + name).digest()[:16])
+        version = 0x50
+    raw[6] = (raw[6] & 0x0F) | version
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class ApnsPushkin(Pushkin):
@@ -296,18 +308,22 @@ class ApnsPushkin(Pushkin):
             collapse_id=collapse, push_type=o.push_type)
 
     async def dispatch(self, notification: Notification, device: Device) -> Outcome:
+        return await self.dispatch_deferred(notification, device)
+
+    def dispatch_deferred(self, notification: Notification, device: Device) -> Deferred[Outcome]:
+        """Prepare and start the first attempt synchronously; its Deferred fires from the response."""
         try:
             prepared = self.prepare(notification, device)
             if isinstance(prepared, Outcome):
-                return prepared
+                return succeed(prepared)
             assert self.loop is not None, "start() was not awaited"
             first = self._first_attempt(prepared, device)
             if first is not None:
-                return await first
-            return await Deferred.fromFuture(self.loop.create_task(self.deliver(prepared, device)))
+                return first
+            return Deferred.fromFuture(self.loop.create_task(self.deliver(prepared, device)))
         except Exception:
             log.exception("APNs dispatch failed unexpectedly for app %s pushkey %s", self.app_id, device.key_hash)
-            return Outcome.temporary("internal_error")
+            return succeed(Outcome.temporary("internal_error"))
 
     def _first_attempt(self, req: ApnsRequest, device: Device) -> Deferred[Outcome] | None:
         """The first attempt without an asyncio Task, when a connection has a free stream right now

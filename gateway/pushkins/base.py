@@ -1,7 +1,7 @@
 """The pushkin seam: one small async interface every provider implements.
 
 A pushkin owns one configured app (`apps.<app_id>` in the config). The dispatcher calls
-`dispatch(notification, device)` once per device, concurrently, and never lets one device's failure
+`dispatch(notification, device)` (through `dispatch_deferred`) once per device, concurrently, and never lets one device's failure
 touch another's. `dispatch` returns an `Outcome` and should not raise; an exception is treated as a
 temporary failure and logged by the dispatcher.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
 
 if TYPE_CHECKING:
     from gateway.config.model import AppConfig
@@ -62,6 +64,11 @@ class Pushkin(abc.ABC):
     @abc.abstractmethod
     async def dispatch(self, notification: Notification, device: Device) -> Outcome:
         """Deliver one notification to one device."""
+
+    def dispatch_deferred(self, notification: Notification, device: Device) -> defer.Deferred[Outcome]:
+        """`dispatch` as a Deferred. A pushkin that can start its send synchronously overrides this and
+        returns the Deferred its provider answer fires, saving a coroutine hop per push."""
+        return defer.ensureDeferred(self.dispatch(notification, device))
 
     async def stop(self) -> None:
         """Close connections; called once at shutdown."""
