@@ -5,8 +5,9 @@ Runs on the reactor thread on purpose. Measured on this project's bench machine,
 CPU than the statement itself and adds latency. What is expensive is the commit (~15 µs), so writes
 are group-committed: the first write opens a transaction that commits `COMMIT_DELAY_S` later, together
 with everything written meanwhile. Writes that must be durable before we answer the homeserver (a queue
-entry behind a 200, the removal or rescheduling of a queue entry) commit at once; a crash can lose only
-the last few milliseconds of de-duplication and rejection records, never a queued push.
+entry behind a 200, the removal or rescheduling of a queue entry, the release of a settled de-duplication
+record) commit at once; a crash can lose only the last few milliseconds of de-duplication and rejection
+records, never a queued push.
 `bench/guarantees_cost.py` and `bench/guarantees_inprocess.py` show the total cost on the notify path.
 
 WAL with ``synchronous=NORMAL`` survives a killed process (the OS keeps the written pages); set
@@ -295,9 +296,10 @@ class SqliteStore(LocalStore):
         if self._spilled:
             self._write("DELETE FROM dedup WHERE k = ?", (dedup_key,))
         # The tombstone lives as long as the record it cancels, so a restart cannot replay the record alone.
+        # It commits at once: a released "queued" record means nothing was queued and the homeserver is told
+        # to retry, and a crash must not bring the record back to swallow that retry.
         self._pending[dedup_key] = (TOMBSTONE, item[1])
-        if self._commit_call is None:
-            self._commit_call = self.reactor.callLater(COMMIT_DELAY_S, self._commit)
+        self._commit()
 
     async def remember_rejection(self, rejection_key: str, rejection: Rejection, ttl_s: float) -> None:
         self._rejected.set(rejection_key, rejection.encode(), ttl_s)

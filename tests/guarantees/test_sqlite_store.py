@@ -137,6 +137,9 @@ def test_released_records_stay_released_after_a_restart(files: Files, flushed: b
     assert run(store.get("released")) == "q"
     run(store.release("released", "q"))
     assert run(store.get("released")) is None
+    # Durable at once (the homeserver is told to retry), not with the next group commit.
+    with sqlite3.connect(files.path) as db:
+        assert db.execute("SELECT count(*) FROM dedup_log WHERE k = 'released' AND v = ''").fetchone()[0] == 1
     store = files.open()
     assert run(store.get("released")) is None and run(store.get("kept")) == "q"
     # A later settle of the same key wins over the tombstone.
