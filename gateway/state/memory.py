@@ -33,6 +33,11 @@ class ExpiringDict:
         self.items[key] = (value, expires)
         heapq.heappush(self.heap, (expires, key))
 
+    def set_until(self, key: str, value: str, expires: float) -> None:
+        """`set` with an absolute expiry (epoch seconds), for records loaded from a file."""
+        self.items[key] = (value, expires)
+        heapq.heappush(self.heap, (expires, key))
+
     def delete(self, key: str) -> None:
         self.items.pop(key, None)
 
@@ -46,6 +51,19 @@ class ExpiringDict:
         if len(heap) > 2 * len(items) + 1024:  # superseded expiries pile up; rebuild now and then
             self.heap = [(exp, k) for k, (_, exp) in items.items()]
             heapq.heapify(self.heap)
+
+    def evict(self, keep: int) -> list[tuple[str, str, float]]:
+        """Remove the earliest-expiring items until at most `keep` are left; return them as (key, value,
+        expiry), so a caller bounding its memory can move them elsewhere instead of forgetting them."""
+        heap, items = self.heap, self.items
+        out: list[tuple[str, str, float]] = []
+        while heap and len(items) > keep:
+            expires, key = heapq.heappop(heap)
+            item = items.get(key)
+            if item is not None and item[1] == expires:
+                del items[key]
+                out.append((key, item[0], expires))
+        return out
 
 
 class MemoryStore(LocalStore):
