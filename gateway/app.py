@@ -112,7 +112,9 @@ class GatewayApp:
         if self.timinfo is not None:
             await self.timinfo.start()
         if self.queue is not None:
-            self.queue.start()
+            self.queue.start()  # its ticks also sweep the store
+        else:
+            self.guard.start_sweeping()
         srv = self.config.server
         for addr in srv.bind:
             try:
@@ -152,6 +154,7 @@ class GatewayApp:
             await task.deferLater(self.reactor, 0.2, lambda: None)
         if self.queue is not None:
             await self.queue.stop(min(grace, 5.0))
+        self.guard.stop_sweeping()
         for p in self.pushkins:
             try:
                 await p.stop()

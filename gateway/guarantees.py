@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.guarantees")
 
 REMEMBERED_REJECTION = Outcome.rejected("remembered")
+#: How often expired records are dropped (when no retry queue does it).
+SWEEP_INTERVAL_S = 60.0
 #: Identical badge-only pokes (same app, pushkey, counts) this close together share one send.
 BADGE_COALESCE_S = 1.0
 
@@ -122,6 +124,7 @@ class Guarantees:
         self._local: dict[str, Shared] = {}
         self._badges: dict[str, Shared] = {}
         self._badge_order: collections.deque[tuple[float, str]] = collections.deque()
+        self._sweeper: task.LoopingCall | None = None
 
     # --- before sending ----------------------------------------------------------------------------
 
@@ -304,6 +307,25 @@ class Guarantees:
             await self.store.settle(dkey, EXPIRED, self.cfg.dedup_window_s)
         except Exception as e:
             self._state_error("settle", e)
+
+    # --- housekeeping --------------------------------------------------------------------------------
+
+    def start_sweeping(self, interval_s: float = SWEEP_INTERVAL_S) -> None:
+        """Drop expired records periodically. The retry queue's ticks do this when it runs; without it,
+        nothing else would, and the memory (and SQLite log) would grow for as long as the process runs."""
+        self._sweeper = task.LoopingCall(lambda: defer.ensureDeferred(self.sweep()))
+        self._sweeper.clock = self.reactor
+        self._sweeper.start(interval_s, now=False)
+
+    def stop_sweeping(self) -> None:
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+
+    async def sweep(self) -> None:
+        try:
+            await self.store.sweep(self.clock())
+        except Exception as e:
+            self._state_error("sweep", e)
 
     # --- helpers -------------------------------------------------------------------------------------
 

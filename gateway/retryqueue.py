@@ -26,6 +26,7 @@ from gateway import metrics
 from gateway.backoff import Backoff
 from gateway.config.model import StateConfig
 from gateway.dispatch import Dispatcher
+from gateway.guarantees import SWEEP_INTERVAL_S
 from gateway.model import Device, Notification, Outcome, Status, pushkey_hash
 from gateway.pushkins.base import Pushkin
 from gateway.state import StateStore
@@ -35,7 +36,6 @@ log = logging.getLogger("gateway.retryqueue")
 
 #: Share of an app's in-flight limit the queue may use; the rest stays free for live notify requests.
 LIVE_SHARE = 0.5
-SWEEP_INTERVAL_S = 60.0
 
 RecordFinal = Callable[[str | None, str, int | None, Outcome], Awaitable[None]]
 RecordExpired = Callable[[str | None], Awaitable[None]]

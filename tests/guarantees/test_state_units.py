@@ -135,3 +135,28 @@ def test_unreachable_redis_is_a_clear_startup_error(tmp_path: Path, gateway_fact
     with pytest.raises(RuntimeError) as e:
         gw.start()
     assert "state: cannot open the redis state store" in str(e.value)
+
+
+def test_guarantees_sweep_expired_records_without_a_retry_queue() -> None:
+    """Without a queue nothing else sweeps: the periodic sweep must keep the memory store bounded."""
+    from twisted.internet import task
+
+    from gateway.config.model import StateConfig
+    from gateway.guarantees import SWEEP_INTERVAL_S, Guarantees
+    from gateway.state.memory import MemoryStore
+
+    clock = task.Clock()
+    store = MemoryStore(clock=clock.seconds)
+    guard = Guarantees(store, StateConfig(dedup_window_s=120, rejection_ttl_s=120), clock, 10, clock=clock.seconds)
+    guard.start_sweeping()
+    for i in range(50):
+        store.dedup.set(f"k{i}", "d", 120)
+        store.rejections.set(f"r{i}", "1:", 120)
+    store.dedup.set("late", "d", 1000)
+    clock.advance(SWEEP_INTERVAL_S)
+    assert len(store.dedup.items) == 51  # nothing expired yet
+    clock.advance(SWEEP_INTERVAL_S * 2)
+    assert set(store.dedup.items) == {"late"} and not store.rejections.items
+    guard.stop_sweeping()
+    clock.advance(SWEEP_INTERVAL_S * 20)
+    assert set(store.dedup.items) == {"late"}  # stopped: the expired record stays until looked up
