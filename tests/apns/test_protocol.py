@@ -205,6 +205,26 @@ def test_body_larger_than_the_flow_control_window_is_sent_in_pieces(pki, tmp_pat
         assert [r.body for r in small.requests[1:]] == [body] * 3
 
 
+def test_many_requests_on_one_connection_keep_h2_stream_table_small(pki, fake):
+    """Requests are written as raw HEADERS+DATA frames; h2 must still track, answer and forget them."""
+    async def main():
+        pool = open_pool(settings(pki, fake))
+        await attempt(pool, req())
+        conn = pool.connections[0]
+        statuses = []
+        for _ in range(5):
+            out = await asyncio.gather(*[attempt(pool, req(body=b'{"aps":{"badge":%d}}' % i)) for i in range(60)])
+            statuses += [r.status for r in out]
+        tracked = len(conn.conn.streams)
+        pool.close()
+        return statuses, tracked, len(pool.connections)
+    statuses, tracked, _ = run(main())
+    assert statuses == [200] * 300
+    assert tracked <= 64 + 60  # closed streams are dropped every 64 requests, not kept for the connection's life
+    bodies = sorted(r.body for r in fake.requests[1:])
+    assert bodies == sorted(b'{"aps":{"badge":%d}}' % i for i in range(60) for _ in range(5))
+
+
 def test_hand_written_hpack_block_decodes_exactly():
     from hpack import Decoder
 
