@@ -9,7 +9,6 @@ receives the remaining path segments in ``request.postpath``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -79,7 +78,7 @@ class NotifyHandler:
         self.service = service
 
     def __call__(self, request: GatewayRequest) -> bytes | int:
-        request.notifyFinish().addBoth(_observe_notify_time, request)
+        request.observe_time = metrics.NOTIFY_TIME
         span = tracing.start_notify(request)
         try:
             notification = parse_body(request.content.getvalue())
@@ -110,10 +109,6 @@ class NotifyHandler:
         log.error("notify handling failed: %s", failure.getErrorMessage(),
                   exc_info=(failure.type, failure.value, failure.getTracebackObject()))
         request.finish_with(*json_error(500, "M_UNKNOWN", "Internal error"))
-
-
-def _observe_notify_time(_: Any, request: GatewayRequest) -> None:
-    metrics.NOTIFY_TIME.observe(time.perf_counter() - request.started)
 
 
 def health(request: GatewayRequest) -> bytes:

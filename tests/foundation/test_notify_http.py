@@ -167,6 +167,16 @@ def test_pushkeys_never_appear_in_logs(log_gateway: GatewayProcess) -> None:
     assert "Dr. Secret Name" not in text
 
 
+def test_notify_time_is_observed_once_per_notify(log_gateway: GatewayProcess) -> None:
+    before = log_gateway.metric("tim_push_notify_time_seconds_count")
+    for _ in range(3):
+        log_gateway.notify(note(dev()))
+    log_gateway.get("/health")
+    assert log_gateway.metric("tim_push_notify_time_seconds_count") - before == 3
+    r = log_gateway.get("/health")
+    assert r.headers["server"].startswith("TwistedWeb") and r.headers["date"].endswith(" GMT")
+
+
 def test_health_ready_metrics(log_gateway: GatewayProcess) -> None:
     assert log_gateway.get("/health").json() == {"status": "ok"}
     assert log_gateway.get("/ready").json() == {"ready": True}
