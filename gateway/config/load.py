@@ -115,6 +115,7 @@ def _state(s: Section) -> StateConfig:
     cfg = StateConfig(
         backend=backend, path=path, redis_url=redis_url,
         sqlite_synchronous=s.str("sqlite_synchronous", d.sqlite_synchronous, choices=("normal", "full")),
+        sqlite_memory_records=s.int("sqlite_memory_records", d.sqlite_memory_records, min=1000, max=100_000_000),
         key_prefix=s.str("key_prefix", d.key_prefix),
         dedup_window_s=s.number("dedup_window_s", d.dedup_window_s, min=1, max=30 * 86400),
         rejection_ttl_s=s.number("rejection_ttl_s", d.rejection_ttl_s, min=0, max=365 * 86400),

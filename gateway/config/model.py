@@ -57,6 +57,9 @@ class StateConfig:
     path: str | None = None
     #: normal survives a killed process; full also survives power loss (fsync per commit).
     sqlite_synchronous: str = "normal"
+    #: De-duplication records the sqlite backend keeps in memory (~270 bytes each); older ones in the
+    #: window are looked up in the database file, at several times the CPU per push.
+    sqlite_memory_records: int = 1_000_000
     #: redis:// or rediss:// URL (backend redis); may come from redis_url_file or ${ENV}.
     redis_url: str | None = None
     key_prefix: str = "tim-push:"

@@ -18,7 +18,8 @@ def open_store(cfg: StateConfig, reactor: Any) -> StateStore:
         from gateway.state.sqlite import SqliteStore
 
         assert cfg.path is not None
-        return SqliteStore(cfg.path, reactor, synchronous=cfg.sqlite_synchronous)
+        return SqliteStore(cfg.path, reactor, synchronous=cfg.sqlite_synchronous,
+                           mirror_max=cfg.sqlite_memory_records)
     if cfg.backend == "redis":
         from gateway.state.redis import RedisStore
 

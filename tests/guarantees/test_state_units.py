@@ -98,6 +98,7 @@ def test_expiring_dict_forgets_after_ttl_and_sweeps() -> None:
     ({"dedup_windows_s": 5}, "did you mean 'dedup_window_s'"),
     ({"retry_backoff_base_s": 10, "retry_backoff_max_s": 5}, "retry_backoff_max_s: must be >="),
     ({"max_retry_age_s": 0}, "state.max_retry_age_s: must be >= 1"),
+    ({"sqlite_memory_records": 10}, "state.sqlite_memory_records: must be >= 1000"),
 ])
 def test_state_config_errors_name_the_key(state: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ConfigError) as e:
@@ -111,6 +112,12 @@ def test_state_config_defaults_and_secret_url(tmp_path: Path) -> None:
         ("memory", 3600, 7 * 86400, 86400, False)
     assert parse_config({"apps": APPS, "state": {"backend": "sqlite", "path": "x.db"}}).state.retry_queue is True
     assert parse_config({"apps": APPS, "state": {"retry_queue": True}}).state.retry_queue is True
+    from gateway.state import open_store
+    sq = parse_config({"apps": APPS, "state": {"backend": "sqlite", "path": str(tmp_path / "s.db"),
+                                               "sqlite_memory_records": 5000}}).state
+    assert open_store(sq, None).mirror_max == 5000  # type: ignore[attr-defined]
+    assert open_store(parse_config({"apps": APPS, "state": {"backend": "sqlite", "path": "x.db"}}).state,
+                      None).mirror_max == 1_000_000  # type: ignore[attr-defined]
     url_file = tmp_path / "url"
     url_file.write_text("redis://:pw@127.0.0.1:1/0\n")
     cfg = parse_config({"apps": APPS, "state": {"backend": "redis", "redis_url_file": str(url_file)}}).state
