@@ -11,11 +11,12 @@ near 500 levels, orjson.dumps refuses beyond 254), so deeper input would fail af
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from gateway.model import EMPTY, Counts, Device, Notification, frozen_json
+from gateway.model import EMPTY, Counts, Device, Notification
 
 _INT64 = 2**63
 #: Deepest nesting accepted in content/data/tweaks (the object itself is level 1).
@@ -57,16 +58,23 @@ def _obj(value: Any, field: str) -> Mapping[str, Any]:
 
 
 def _free_form(value: Any, field: str) -> Any:
-    """The frozen object `value`, checked to be an object nested at most `MAX_DEPTH` levels (iteratively)."""
-    stack = [(_obj(value, field), 1)]
-    while stack:
-        node, depth = stack.pop()
+    """The frozen object `value`, checked to be an object nested at most `MAX_DEPTH` levels. One pass
+    that freezes and checks; it recurses at most `MAX_DEPTH` levels before it refuses."""
+    if not _obj(value, field):
+        return EMPTY
+    return _freeze(value, 1, field)
+
+
+def _freeze(value: Any, depth: int, field: str) -> Any:
+    if isinstance(value, dict):
         if depth > MAX_DEPTH:
             raise _bad(f"'{field}' is nested deeper than {MAX_DEPTH} levels")
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-    return frozen_json(value)
+        return MappingProxyType({k: _freeze(v, depth + 1, field) for k, v in value.items()})
+    if isinstance(value, list):
+        if depth > MAX_DEPTH:
+            raise _bad(f"'{field}' is nested deeper than {MAX_DEPTH} levels")
+        return tuple([_freeze(v, depth + 1, field) for v in value])
+    return value
 
 
 def parse_body(body: bytes) -> Notification:

@@ -11,11 +11,11 @@ The outer ``{"message": ..., "validate_only": false}`` document is built by pyfc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pyfcm.baseapi import BaseAPI
 
 from gateway.model import Device, Notification, thaw_json
@@ -69,7 +69,7 @@ def data_size(data: Mapping[str, str]) -> int:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(thaw_json(value), ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(thaw_json(value)).decode()
 
 
 def _as_str(value: Any) -> str:
@@ -139,6 +139,10 @@ class _PayloadBuilder(BaseAPI):
 
     def __init__(self) -> None:  # deliberately skips BaseAPI.__init__: no credentials, no session
         self.json_encoder = None
+
+    def json_dumps(self, data: Any) -> bytes:
+        """The same bytes as pyfcm's (sorted keys, compact, UTF-8) from orjson, at a fraction of the CPU."""
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
 
 
 _BUILDER = _PayloadBuilder()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gateway.model import Counts, Device, Notification, frozen_json
 from gateway.pushkins.fcm_payload import (
     DATA_LIMIT_BYTES, MessageOptions, build_data, build_message, data_size, truncate_utf8,
@@ -159,3 +163,20 @@ def test_empty_descriptive_fields_are_left_out() -> None:
     payload = build_data(n, n.devices[0], content_free=False, send_badge_counts=True)
     assert payload is not None
     assert "sender" not in payload.data and "room_name" not in payload.data and payload.data["unread"] == "0"
+
+
+@given(st.dictionaries(st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+                       st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), min_size=1, max_size=8),
+       st.text(alphabet="abcdef0123456789:_-", min_size=1, max_size=64))
+def test_message_bytes_equal_pyfcms_own_encoding(data: dict, token: str) -> None:  # type: ignore[type-arg]
+    """The orjson encoder must produce exactly what pyfcm's json.dumps settings produce."""
+    from pyfcm.baseapi import BaseAPI
+
+    options = MessageOptions(fcm_options=frozen_json({"android": {"notification": {"tag": "ü"}}}), ttl_s=60,
+                             collapse_key="room")
+    body = build_message(token, data, options)
+    pyfcm = BaseAPI.__new__(BaseAPI)
+    pyfcm.json_encoder = None
+    reference = pyfcm.json_dumps(orjson.loads(body))
+    assert body == reference
+    assert orjson.loads(body)["message"]["data"] == data
