@@ -68,7 +68,7 @@ def serve(config_arg: str | None) -> int:
         print(f"tim-push-gateway: config error: {e}", file=sys.stderr)
         return 2
 
-    from gateway import logsetup
+    from gateway import gctune, logsetup
     from gateway import reactor as reactor_mod
 
     reactor = reactor_mod.install()
@@ -101,7 +101,9 @@ def serve(config_arg: str | None) -> int:
         reactor.stop()
 
     def start() -> None:
-        defer.ensureDeferred(app.start()).addErrback(started_failed)
+        d = defer.ensureDeferred(app.start())
+        d.addCallback(lambda _: gctune.apply(config.server.gc_threshold))
+        d.addErrback(started_failed)
 
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger("before", "shutdown", lambda: defer.ensureDeferred(app.shutdown()))

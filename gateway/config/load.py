@@ -74,6 +74,7 @@ def _server(s: Section) -> ServerConfig:
         shutdown_grace_s=s.number("shutdown_grace_s", d.shutdown_grace_s, min=0, max=3600),
         idle_timeout_s=s.number("idle_timeout_s", d.idle_timeout_s, min=1, max=3600),
         backlog=s.int("backlog", d.backlog, min=1, max=65535),
+        gc_threshold=s.int("gc_threshold", d.gc_threshold, min=100, max=1_000_000),
     )
     s.finish()
     return cfg

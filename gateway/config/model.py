@@ -18,6 +18,8 @@ class ServerConfig:
     #: Idle keep-alive connections (and clients that stall mid-request) are closed after this.
     idle_timeout_s: float = 60.0
     backlog: int = 1024
+    #: Allocations between young garbage collections (CPython: 700); see gateway/gctune.py.
+    gc_threshold: int = 20_000
 
 
 @dataclass(frozen=True)
