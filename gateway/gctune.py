@@ -17,13 +17,9 @@ from __future__ import annotations
 
 import gc
 
-#: CPython's default young-generation threshold.
-PYTHON_DEFAULT = 700
-
 
 def apply(threshold: int) -> None:
     gc.collect()
     gc.freeze()
-    if threshold != PYTHON_DEFAULT:
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(threshold, older, oldest)
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(threshold, older, oldest)
