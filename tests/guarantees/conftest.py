@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -89,17 +88,6 @@ def notification(pushkey: str, event_id: str | None = "$ev1", pushkey_ts: int | 
     if event_id is not None:
         n["event_id"] = event_id
     return n
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    """Poll until `check()` is truthy; the timeout only bounds a hung test, it is not what is tested."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Background:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.guarantees.conftest import APP, Harness, notification, wait_for
+from tests.guarantees.conftest import APP, Harness, notification
+from tests.support.poll import wait_for
 from tests.support.gateway import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.guarantees.conftest import APP, Harness, notification, wait_for
+from tests.guarantees.conftest import APP, Harness, notification
+from tests.support.poll import wait_for
 from tests.support.gateway import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]

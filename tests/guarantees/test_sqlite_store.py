@@ -19,7 +19,8 @@ from twisted.python.failure import Failure
 from gateway.state.memory import ExpiringDict
 from gateway.state.sqlite import COMMIT_DELAY_S, SqliteStore
 
-from tests.guarantees.conftest import Harness, notification, wait_for
+from tests.guarantees.conftest import Harness, notification
+from tests.support.poll import wait_for
 from tests.support.gateway import GatewayProcess
 
 T = TypeVar("T")

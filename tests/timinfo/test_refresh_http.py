@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import datetime
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,10 @@ from tests.fakes.fedlist_pki import ListPki, generated_entries, ik_with_check, m
 from tests.fakes.userinfo import FakeUserinfo
 from tests.fakes.vzd import AUTH_PATH, LIST_PATH, TOKEN_PATH, FakeVzd
 from tests.support.gateway import GatewayProcess, request
+from tests.support.poll import wait_for
 from tests.timinfo.conftest import start_gateway, stop_gateway, tim_config
 
 AUTH = {"Authorization": "Bearer good0"}
-
-
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def find(gw: GatewayProcess, ik: str) -> tuple[int, Any]:
