@@ -112,9 +112,7 @@ class FcmClient:
 
     async def send(self, body: bytes, key_hash: str) -> Outcome:
         """Deliver one message body; never raises (except on cancellation)."""
-        if self._tokens is None:
-            await self.start()
-        assert self._tokens is not None
+        assert self._tokens is not None, "start() was not awaited"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.budget_s
         backoff = self.settings.backoff
