@@ -173,9 +173,7 @@ class FcmPushkin(Pushkin):
     async def dispatch(self, notification: Notification, device: Device) -> Outcome:
         try:
             outcome = await _on_loop(self._deliver(notification, device))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # CancelledError is a BaseException and passes through
             log.exception("fcm app=%s pushkey=%s: unexpected error", self.app_id, device.key_hash)
             outcome = Outcome.temporary("internal_error")
         return outcome

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -49,8 +50,6 @@ class ClientSettings:
     ca_file: str | None = None
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class _Attempt:
     verdict: Verdict
@@ -82,20 +81,20 @@ class FcmClient:
         self._semaphore = asyncio.Semaphore(s.max_connections)
         # The semaphore and the pool limit are equal, so a request never waits inside aiohttp for a
         # connection and the connect timeout measures only the connect (plus proxy tunnel and TLS).
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=context, limit=s.max_connections),
-            timeout=aiohttp.ClientTimeout(total=s.request_timeout_s, connect=s.connect_timeout_s),
-            headers={"User-Agent": USER_AGENT}, skip_auto_headers=("Accept-Encoding",), trust_env=False,
-        )
-        self._auth_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=context, limit=2),
-            timeout=aiohttp.ClientTimeout(total=s.request_timeout_s, connect=s.connect_timeout_s),
-            headers={"User-Agent": USER_AGENT}, skip_auto_headers=("Accept-Encoding",), trust_env=False,
-        )
+        self._session = self._new_session(context, s.max_connections)
+        self._auth_session = self._new_session(context, 2)
         credentials = await asyncio.get_running_loop().run_in_executor(
             None, load_credentials, s.service_account_file)
         self._tokens = AccessTokens(credentials, self._auth_fetch, timeout_s=s.request_timeout_s,
                                     on_refresh=self.metrics.token_refresh)
+
+    def _new_session(self, context: ssl.SSLContext, limit: int) -> aiohttp.ClientSession:
+        s = self.settings
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, limit=limit),
+            timeout=aiohttp.ClientTimeout(total=s.request_timeout_s, connect=s.connect_timeout_s),
+            headers={"User-Agent": USER_AGENT}, skip_auto_headers=("Accept-Encoding",), trust_env=False,
+        )
 
     async def close(self) -> None:
         if self._tokens is not None:
@@ -113,9 +112,7 @@ class FcmClient:
 
     async def send(self, body: bytes, key_hash: str) -> Outcome:
         """Deliver one message body; never raises (except on cancellation)."""
-        if self._tokens is None:
-            await self.start()
-        assert self._tokens is not None
+        assert self._tokens is not None, "start() was not awaited"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.budget_s
         backoff = self.settings.backoff

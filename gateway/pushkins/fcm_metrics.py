@@ -8,8 +8,6 @@ FCM path knows: HTTP answers per attempt, retries, token refreshes and content l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter("tim_push_fcm_requests", "HTTP attempts to FCM by answer (status code, timeout, connection_error)",
@@ -25,15 +23,24 @@ CONTENT_DROPPED = Counter("tim_push_fcm_content_dropped",
 INFLIGHT = Gauge("tim_push_fcm_inflight_requests", "HTTP requests to FCM in flight", ["app"])
 
 
-@dataclass(frozen=True)
 class FcmMetrics:
-    """The metric children of one app."""
+    """The metric children of one app. Those of every attempt are looked up once, on first use (a
+    ``labels()`` call takes a lock and builds a key; a child created at start-up would also show a
+    series before any request)."""
 
-    app: str
+    def __init__(self, app: str) -> None:
+        self.app = app
+        self._requests: dict[str, Counter] = {}
+        self._seconds: Histogram | None = None
 
     def request(self, status: str, seconds: float) -> None:
-        REQUESTS.labels(self.app, status).inc()
-        REQUEST_SECONDS.labels(self.app).observe(seconds)
+        counter = self._requests.get(status)
+        if counter is None:
+            counter = self._requests[status] = REQUESTS.labels(self.app, status)
+        counter.inc()
+        if self._seconds is None:
+            self._seconds = REQUEST_SECONDS.labels(self.app)
+        self._seconds.observe(seconds)
 
     def retry(self, reason: str) -> None:
         RETRIES.labels(self.app, reason).inc()

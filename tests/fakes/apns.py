@@ -11,6 +11,7 @@ every response with an empty DATA frame, which real APNs never sends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import ssl
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from h2.exceptions import H2Error
 from h2.settings import SettingCodes
 
 from tests.support.tls import TestCA
+from tests.fakes.loop_thread import LoopThreadFake
 
 PUSH_TYPES = {"alert", "background", "voip", "complication", "fileprovider", "mdm", "liveactivity", "location",
               "pushtotalk"}
@@ -106,7 +109,9 @@ class TokenAuth:
     team_id: str
 
 
-class FakeAPNs:
+class FakeAPNs(LoopThreadFake):
+    thread_name = "fake-apns"
+
     def __init__(self, ca: TestCA, cert_dir: Path, *, topic: str, token_auth: TokenAuth | None = None,
                  client_ca: TestCA | None = None, max_concurrent_streams: int = 1000,
                  initial_window_size: int = 65535, host: str = "127.0.0.1",
@@ -130,8 +135,6 @@ class FakeAPNs:
         self.connections = 0
         self._scripts: dict[str, deque[Action]] = defaultdict(deque)
         self._cond = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._protocols: list[_Conn] = []
 
     # -- control (test thread) -------------------------------------------------------------
@@ -164,40 +167,17 @@ class FakeAPNs:
             self._scripts.clear()
             self.resets_received = 0
 
-    def start(self) -> FakeAPNs:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = self._loop = asyncio.new_event_loop()
-            server = loop.run_until_complete(loop.create_server(lambda: _Conn(self), self.host, self.port,
-                                                                ssl=self._ssl, backlog=1024))
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            server.close()
-            for proto in list(self._protocols):
-                if proto.transport is not None:
-                    proto.transport.abort()
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-apns", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake APNs did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeAPNs:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @contextlib.asynccontextmanager
+    async def _serving(self) -> AsyncIterator[None]:
+        server = await asyncio.get_running_loop().create_server(lambda: _Conn(self), self.host, self.port,
+                                                                ssl=self._ssl, backlog=1024)
+        self.port = server.sockets[0].getsockname()[1]
+        yield
+        server.close()
+        for proto in list(self._protocols):
+            if proto.transport is not None:
+                proto.transport.abort()
+        await asyncio.sleep(0)
 
     # -- server side (fake's loop) -----------------------------------------------------------
     def _next_action(self, token: str) -> Action:

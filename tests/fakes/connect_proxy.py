@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from tests.fakes.loop_thread import LoopThreadFake
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -24,7 +28,9 @@ class ConnectRecord:
 
 
 @dataclass
-class ConnectProxy:
+class ConnectProxy(LoopThreadFake):
+    thread_name = "connect-proxy"
+
     host: str = "127.0.0.1"
     #: Required "user:password" (Basic auth, either Base64 alphabet), or None for an open proxy.
     credentials: str | None = None
@@ -35,48 +41,22 @@ class ConnectProxy:
     bytes_relayed: int = 0
 
     def __post_init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.base_events.Server | None = None
         self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> ConnectProxy:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self._server = loop.run_until_complete(asyncio.start_server(self._client, self.host, self.port))
-            self.port = self._server.sockets[0].getsockname()[1]
-            ready.set()
-            loop.run_forever()
-            self._server.close()
-            tasks = asyncio.all_tasks(loop)
-            for task in tasks:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="connect-proxy", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> ConnectProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @contextlib.asynccontextmanager
+    async def _serving(self) -> AsyncIterator[None]:
+        server = await asyncio.start_server(self._client, self.host, self.port)
+        self.port = server.sockets[0].getsockname()[1]
+        yield
+        server.close()
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         if self.credentials is None:

@@ -13,6 +13,7 @@ concurrency and connection counts, so tests assert what reached the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import collections
 import itertools
 import json
@@ -22,6 +23,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.tls import CertFiles
+from tests.fakes.loop_thread import LoopThreadFake
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -124,7 +127,9 @@ class _Token:
 
 
 @dataclass
-class FakeGoogle:
+class FakeGoogle(LoopThreadFake):
+    thread_name = "fake-google"
+
     cert: CertFiles
     accounts: dict[str, ServiceAccount] = field(default_factory=dict)
     project_id: str = "fake-project"
@@ -145,8 +150,6 @@ class FakeGoogle:
         self.inflight = 0
         self.max_inflight = 0
         self.peers: set[tuple[str, int]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self.port = 0
 
     # -- test API ---------------------------------------------------------------------------------------
@@ -190,37 +193,20 @@ class FakeGoogle:
 
     # -- server ---------------------------------------------------------------------------------------
 
-    def start(self) -> FakeGoogle:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            app.router.add_post("/token", self._token)
-            app.router.add_post("/v1/projects/{project}/messages:send", self._send)
-            runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(runner.setup())
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(str(self.cert.cert), str(self.cert.key))
-            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx, backlog=1024)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-google", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Google server did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+    @contextlib.asynccontextmanager
+    async def _serving(self) -> AsyncIterator[None]:
+        app = web.Application()
+        app.router.add_post("/token", self._token)
+        app.router.add_post("/v1/projects/{project}/messages:send", self._send)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(self.cert.cert), str(self.cert.key))
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx, backlog=1024)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        yield
+        await runner.cleanup()
 
     async def _record(self, request: web.Request) -> tuple[bytes, tuple[str, int]]:
         body = await request.read()
