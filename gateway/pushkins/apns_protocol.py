@@ -652,8 +652,7 @@ def open_pool(s: PoolSettings) -> APNsBaseConnectionPool:
                   proxy_host=s.proxy_host, proxy_port=s.proxy_port)
     pool: APNsBaseConnectionPool
     if s.key is not None:
-        pool = _KeyPool(key=s.key, key_id=s.key_id, team_id=s.team_id, ssl_context=s.ssl_context,
-                                     **common)
+        pool = _KeyPool(key=s.key, key_id=s.key_id, team_id=s.team_id, ssl_context=s.ssl_context, **common)
     else:
         pool = _CertPool(s.ssl_context, **common)
     pool.proxy_authorization = s.proxy_authorization  # type: ignore[attr-defined]
