@@ -307,9 +307,9 @@ class SqliteStore(LocalStore):
         self._commit()
 
     async def remember_rejection(self, rejection_key: str, rejection: Rejection, ttl_s: float) -> None:
-        self._rejected.set(rejection_key, rejection.encode(), ttl_s)
-        self._write("INSERT OR REPLACE INTO rejected(k, v, exp) VALUES (?, ?, ?)",
-                    (rejection_key, rejection.encode(), self.clock() + ttl_s))
+        value, expires = rejection.encode(), self.clock() + ttl_s
+        self._rejected.set_until(rejection_key, value, expires)
+        self._write("INSERT OR REPLACE INTO rejected(k, v, exp) VALUES (?, ?, ?)", (rejection_key, value, expires))
 
     async def forget_rejection(self, rejection_key: str) -> None:
         self._rejected.delete(rejection_key)
