@@ -308,12 +308,12 @@ class Guarantees:
 
     # --- housekeeping --------------------------------------------------------------------------------
 
-    def start_sweeping(self, interval_s: float = SWEEP_INTERVAL_S) -> None:
+    def start_sweeping(self) -> None:
         """Drop expired records periodically. The retry queue's ticks do this when it runs; without it,
         nothing else would, and the memory (and SQLite log) would grow for as long as the process runs."""
         self._sweeper = task.LoopingCall(lambda: defer.ensureDeferred(self.sweep()))
         self._sweeper.clock = self.reactor
-        self._sweeper.start(interval_s, now=False)
+        self._sweeper.start(SWEEP_INTERVAL_S, now=False)
 
     def stop_sweeping(self) -> None:
         if self._sweeper is not None and self._sweeper.running:
