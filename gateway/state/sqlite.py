@@ -30,10 +30,9 @@ rows in time order, so the sweep deletes expired rows as one rowid range. The lo
 rowid order (the last write of a key wins); releasing a settled record appends a tombstone (an empty value)
 so that a restart does not bring it back.
 
-Memory is bounded without shortening the window: above ``mirror_max`` records (``state.sqlite_memory_records``)
-the earliest-expiring ones
-move from memory to the `dedup` table (keyed by hash, indexed by expiry), and only then does a lookup that
-misses the mirror ask SQLite. The same holds at start when the log is longer than that, or when
+Memory is bounded without shortening the window: above ``mirror_max`` records
+(``state.sqlite_memory_records``) the earliest-expiring ones move from memory to the `dedup` table (keyed
+by hash, indexed by expiry), and only then does a lookup that misses the mirror ask SQLite. The same holds at start when the log is longer than that, or when
 `dedup` still holds records written by an older version of the gateway (those are moved into the log and
 memory when they fit). A new event therefore costs two dict operations and a share of one batched append.
 """
