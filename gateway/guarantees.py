@@ -59,8 +59,7 @@ class Shared:
         self.waiters: list[defer.Deferred[Outcome]] = []
 
     def wait(self) -> defer.Deferred[Outcome]:
-        if self.result is not None:
-            return defer.succeed(self.result)
+        """Fires with the outcome; only while it is not known (`result` is None)."""
         d: defer.Deferred[Outcome] = defer.Deferred()
         self.waiters.append(d)
         return d
@@ -232,9 +231,8 @@ class Guarantees:
     async def await_shared(self, shared: Shared, deadline: defer.Deferred[None]) -> Outcome:
         """A duplicate's report: the first attempt's outcome, or a temporary failure if that is not known
         by our deadline (the homeserver then retries, and the retry finds the settled record)."""
-        waiter = shared.wait()
-        if not waiter.called:
-            await first_of(waiter, deadline)
+        if shared.result is None:
+            await first_of(shared.wait(), deadline)
         return shared.result if shared.result is not None else Outcome.temporary("duplicate_pending")
 
     async def _conclude(self, ticket: Ticket, outcome: Outcome) -> Outcome:
@@ -310,12 +308,12 @@ class Guarantees:
 
     # --- housekeeping --------------------------------------------------------------------------------
 
-    def start_sweeping(self, interval_s: float = SWEEP_INTERVAL_S) -> None:
+    def start_sweeping(self) -> None:
         """Drop expired records periodically. The retry queue's ticks do this when it runs; without it,
         nothing else would, and the memory (and SQLite log) would grow for as long as the process runs."""
         self._sweeper = task.LoopingCall(lambda: defer.ensureDeferred(self.sweep()))
         self._sweeper.clock = self.reactor
-        self._sweeper.start(interval_s, now=False)
+        self._sweeper.start(SWEEP_INTERVAL_S, now=False)
 
     def stop_sweeping(self) -> None:
         if self._sweeper is not None and self._sweeper.running:

@@ -34,7 +34,7 @@ class ExpiringDict:
         heapq.heappush(self.heap, (expires, key))
 
     def set_until(self, key: str, value: str, expires: float) -> None:
-        """`set` with an absolute expiry (epoch seconds), for records loaded from a file."""
+        """`set` with an absolute expiry (epoch seconds), for a caller that also stores that expiry."""
         self.items[key] = (value, expires)
         heapq.heappush(self.heap, (expires, key))
 

@@ -94,6 +94,9 @@ class QueueEntry:
         return QueueEntry(self.id, self.app_id, self.payload, self.created, attempts)
 
 
+#: The optional notification fields a queue entry keeps (besides prio, content, counts and the device).
+_FIELDS = ("event_id", "room_id", "type", "sender", "sender_display_name", "room_name", "room_alias",
+           "user_is_target")
 _CONTENT_FREE_DROP = ("sender", "sender_display_name", "room_name", "room_alias", "content")
 
 
@@ -101,8 +104,7 @@ def minimise(notification: Notification, device: Device, content_free: bool) -> 
     """Only what a retry of this one device needs: no other devices, and for content-free (TI-M) apps none
     of the fields the pushkin is not allowed to send anyway."""
     n: dict[str, Any] = {}
-    for name in ("event_id", "room_id", "type", "sender", "sender_display_name", "room_name", "room_alias",
-                 "user_is_target"):
+    for name in _FIELDS:
         value = getattr(notification, name)
         if value is not None and not (content_free and name in _CONTENT_FREE_DROP):
             n[name] = value
@@ -130,8 +132,7 @@ def restore(payload: dict[str, Any]) -> tuple[Notification, Device]:
     device = Device(app_id=d["app_id"], pushkey=d["pushkey"], pushkey_ts=d.get("pushkey_ts"),
                     data=frozen_json(d.get("data", {})), tweaks=frozen_json(d.get("tweaks", {})))
     counts = payload.get("counts", {})
-    fields = {k: payload[k] for k in ("event_id", "room_id", "type", "sender", "sender_display_name",
-                                      "room_name", "room_alias", "user_is_target") if k in payload}
+    fields = {k: payload[k] for k in _FIELDS if k in payload}
     notification = Notification(
         devices=(device,), prio=payload.get("prio", "high"),
         content=frozen_json(payload["content"]) if "content" in payload else None,

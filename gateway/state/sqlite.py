@@ -30,10 +30,9 @@ rows in time order, so the sweep deletes expired rows as one rowid range. The lo
 rowid order (the last write of a key wins); releasing a settled record appends a tombstone (an empty value)
 so that a restart does not bring it back.
 
-Memory is bounded without shortening the window: above ``mirror_max`` records (``state.sqlite_memory_records``)
-the earliest-expiring ones
-move from memory to the `dedup` table (keyed by hash, indexed by expiry), and only then does a lookup that
-misses the mirror ask SQLite. The same holds at start when the log is longer than that, or when
+Memory is bounded without shortening the window: above ``mirror_max`` records
+(``state.sqlite_memory_records``) the earliest-expiring ones move from memory to the `dedup` table (keyed
+by hash, indexed by expiry), and only then does a lookup that misses the mirror ask SQLite. The same holds at start when the log is longer than that, or when
 `dedup` still holds records written by an older version of the gateway (those are moved into the log and
 memory when they fit). A new event therefore costs two dict operations and a share of one batched append.
 """
@@ -74,8 +73,10 @@ MIRROR_MAX = 1_000_000
 #: The value of a `dedup_log` row that deletes its key (settled values are never empty).
 TOMBSTONE = ""
 
-_UPSERT_DEDUP = ("INSERT INTO dedup(k, v, exp) VALUES (?, ?, ?) "
-                 "ON CONFLICT(k) DO UPDATE SET v = excluded.v, exp = excluded.exp")
+_ON_CONFLICT_REPLACE = " ON CONFLICT(k) DO UPDATE SET v = excluded.v, exp = excluded.exp"
+_UPSERT_DEDUP = "INSERT INTO dedup(k, v, exp) VALUES (?, ?, ?)" + _ON_CONFLICT_REPLACE
+_APPEND_LOG = "INSERT INTO dedup_log(k, v, exp) VALUES (?, ?, ?)"
+_SPILL_WARNING = "more than %d de-duplication records in the window: the oldest are read from SQLite"
 #: The last `dedup_log` row of every key written before a given rowid.
 _LATEST_BEFORE = ("SELECT k, v, exp FROM dedup_log WHERE rowid IN "
                   "(SELECT max(rowid) FROM dedup_log WHERE rowid < ? GROUP BY k)")
@@ -154,10 +155,8 @@ class SqliteStore(LocalStore):
             self._write(f"DELETE FROM dedup WHERE k IN (SELECT k FROM ({_LATEST_BEFORE}) WHERE v = ?)",
                         (split, TOMBSTONE))
             self._write(f"INSERT INTO dedup(k, v, exp) SELECT k, v, exp FROM ({_LATEST_BEFORE}) "
-                        "WHERE v != ? AND exp > ? ON CONFLICT(k) DO UPDATE SET v = excluded.v, exp = excluded.exp",
-                        (split, TOMBSTONE, now))
-            log.warning("more than %d de-duplication records in the window: the oldest are read from SQLite",
-                        self.mirror_max)
+                        f"WHERE v != ? AND exp > ?{_ON_CONFLICT_REPLACE}", (split, TOMBSTONE, now))
+            log.warning(_SPILL_WARNING, self.mirror_max)
         mirror = self._mirror
         released: list[tuple[str]] = []
         for k, v, exp in self.db.execute("SELECT k, v, exp FROM dedup_log WHERE rowid >= ? ORDER BY rowid",
@@ -175,7 +174,7 @@ class SqliteStore(LocalStore):
             # by an earlier run): they fit in memory, so move them into the log and the mirror.
             rows = [(k, v, exp) for k, v, exp in self.db.execute("SELECT k, v, exp FROM dedup ORDER BY exp")
                     if k not in mirror.items]
-            self._write_many("INSERT INTO dedup_log(k, v, exp) VALUES (?, ?, ?)", rows)
+            self._write_many(_APPEND_LOG, rows)
             self._write("DELETE FROM dedup", ())
             for k, v, exp in rows:
                 mirror.set_until(k, v, exp)
@@ -199,13 +198,21 @@ class SqliteStore(LocalStore):
     # --- transactions ------------------------------------------------------------------------------
 
     def _begin(self) -> sqlite3.Connection:
+        """The connection inside an open transaction, whose group commit is scheduled."""
+        db = self._open_txn()
+        self._schedule_commit()
+        return db
+
+    def _open_txn(self) -> sqlite3.Connection:
         assert self.db is not None, "state store is closed"
         if not self._in_txn:
             self.db.execute("BEGIN")
             self._in_txn = True
+        return self.db
+
+    def _schedule_commit(self) -> None:
         if self._commit_call is None:
             self._commit_call = self.reactor.callLater(COMMIT_DELAY_S, self._commit)
-        return self.db
 
     def _write(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         return self._begin().execute(sql, args)
@@ -224,10 +231,7 @@ class SqliteStore(LocalStore):
         if self._pending:
             rows = [(k, v, exp) for k, (v, exp) in self._pending.items()]
             self._pending.clear()
-            if not self._in_txn:
-                self.db.execute("BEGIN")
-                self._in_txn = True
-            self.db.executemany("INSERT INTO dedup_log(k, v, exp) VALUES (?, ?, ?)", rows)
+            self._open_txn().executemany(_APPEND_LOG, rows)
         if self._in_txn:
             self._in_txn = False
             self.db.execute("COMMIT")
@@ -268,8 +272,7 @@ class SqliteStore(LocalStore):
         mirror.set_until(dedup_key, value, expires)
         if len(mirror.items) > self.mirror_max:
             self._spill()
-        if self._commit_call is None:
-            self._commit_call = self.reactor.callLater(COMMIT_DELAY_S, self._commit)
+        self._schedule_commit()
 
     def _spill(self) -> None:
         """Keep the mirror within `mirror_max` by moving its earliest-expiring records to `dedup`, a batch at
@@ -279,8 +282,7 @@ class SqliteStore(LocalStore):
         if len(mirror.items) <= self.mirror_max:
             return
         if not self._spilled:
-            log.warning("more than %d de-duplication records in the window: the oldest are read from SQLite",
-                        self.mirror_max)
+            log.warning(_SPILL_WARNING, self.mirror_max)
             self._spilled = True
         self._write_many(_UPSERT_DEDUP, mirror.evict(self.mirror_max - max(1, self.mirror_max // 256)))
 
@@ -304,9 +306,9 @@ class SqliteStore(LocalStore):
         self._commit()
 
     async def remember_rejection(self, rejection_key: str, rejection: Rejection, ttl_s: float) -> None:
-        self._rejected.set(rejection_key, rejection.encode(), ttl_s)
-        self._write("INSERT OR REPLACE INTO rejected(k, v, exp) VALUES (?, ?, ?)",
-                    (rejection_key, rejection.encode(), self.clock() + ttl_s))
+        value, expires = rejection.encode(), self.clock() + ttl_s
+        self._rejected.set_until(rejection_key, value, expires)
+        self._write("INSERT OR REPLACE INTO rejected(k, v, exp) VALUES (?, ?, ?)", (rejection_key, value, expires))
 
     async def forget_rejection(self, rejection_key: str) -> None:
         self._rejected.delete(rejection_key)
