@@ -112,9 +112,8 @@ class GatewayApp:
         if self.timinfo is not None:
             await self.timinfo.start()
         if self.queue is not None:
-            self.queue.start()  # its ticks also sweep the store
-        else:
-            self.guard.start_sweeping()
+            self.queue.start()
+        self.guard.start_sweeping()
         srv = self.config.server
         for addr in srv.bind:
             try:

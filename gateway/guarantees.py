@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway.guarantees")
 
 REMEMBERED_REJECTION = Outcome.rejected("remembered")
-#: How often expired records are dropped (when no retry queue does it).
+#: How often expired de-duplication and rejection records are dropped.
 SWEEP_INTERVAL_S = 60.0
 #: Identical badge-only pokes (same app, pushkey, counts) this close together share one send.
 BADGE_COALESCE_S = 1.0
@@ -309,8 +309,8 @@ class Guarantees:
     # --- housekeeping --------------------------------------------------------------------------------
 
     def start_sweeping(self) -> None:
-        """Drop expired records periodically. The retry queue's ticks do this when it runs; without it,
-        nothing else would, and the memory (and SQLite log) would grow for as long as the process runs."""
+        """Drop expired records periodically (the memory store, the SQLite mirror and log would otherwise
+        grow for as long as the process runs; Redis expires its keys itself)."""
         self._sweeper = task.LoopingCall(lambda: defer.ensureDeferred(self.sweep()))
         self._sweeper.clock = self.reactor
         self._sweeper.start(SWEEP_INTERVAL_S, now=False)

@@ -26,7 +26,6 @@ from gateway import metrics
 from gateway.backoff import Backoff
 from gateway.config.model import StateConfig
 from gateway.dispatch import Dispatcher
-from gateway.guarantees import SWEEP_INTERVAL_S
 from gateway.model import Device, Notification, Outcome, Status, pushkey_hash
 from gateway.pushkins.base import Pushkin
 from gateway.state import StateStore
@@ -62,7 +61,6 @@ class RetryQueue:
         self.running: dict[str, QueueEntry] = {}
         self._loop: task.LoopingCall | None = None
         self._loop_done: defer.Deferred[Any] | None = None
-        self._next_sweep = 0.0
         self._idle: defer.Deferred[None] | None = None
 
     # --- entries -------------------------------------------------------------------------------------
@@ -130,9 +128,6 @@ class RetryQueue:
             depth, oldest = await self.store.queue_stats()
             metrics.QUEUE_DEPTH.set(depth)
             metrics.QUEUE_OLDEST_AGE.set(max(0.0, now - oldest) if oldest is not None else 0)
-            if now >= self._next_sweep:
-                self._next_sweep = now + SWEEP_INTERVAL_S
-                await self.store.sweep(now)
         except Exception as e:
             metrics.STATE_ERRORS.labels("queue").inc()
             log.error("retry queue tick failed: %s: %s", type(e).__name__, e)

@@ -144,8 +144,8 @@ def test_unreachable_redis_is_a_clear_startup_error(tmp_path: Path, gateway_fact
     assert "state: cannot open the redis state store" in str(e.value)
 
 
-def test_guarantees_sweep_expired_records_without_a_retry_queue() -> None:
-    """Without a queue nothing else sweeps: the periodic sweep must keep the memory store bounded."""
+def test_guarantees_sweep_expired_records_periodically() -> None:
+    """The one periodic sweep (with or without a retry queue) keeps the memory store bounded."""
     from twisted.internet import task
 
     from gateway.config.model import StateConfig
