@@ -20,6 +20,8 @@ import orjson
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+#: The push gateway API endpoint homeservers POST to.
+NOTIFY = "/_matrix/push/v1/notify"
 
 
 def free_port() -> int:
@@ -94,20 +96,24 @@ class GatewayProcess:
                        timeout=timeout)
 
     def notify(self, notification: dict[str, Any], **kw: Any) -> Response:
-        return self.post("/_matrix/push/v1/notify", {"notification": notification}, **kw)
+        return self.post(NOTIFY, {"notification": notification}, **kw)
 
     def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 30) -> Response:
         return request(self.port, "GET", path, None, headers, timeout=timeout)
 
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """The value of one sample from /metrics (0.0 when absent)."""
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample called `name` in one scrape of /metrics, as (labels, value)."""
         from prometheus_client.parser import text_string_to_metric_families
 
         text = self.get("/metrics").body.decode()
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in (labels or {}).items()):
-                    return s.value
+        return [(s.labels, s.value) for fam in text_string_to_metric_families(text) for s in fam.samples
+                if s.name == name]
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The value of the first sample of `name` carrying `labels` (0.0 when absent)."""
+        for got, value in self.samples(name):
+            if all(got.get(k) == v for k, v in (labels or {}).items()):
+                return value
         return 0.0
 
     def log(self) -> str:
