@@ -55,6 +55,19 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
+def wait_http_ok(proc: subprocess.Popen[bytes], port: int, path: str, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``GET path`` until it answers 200 (True); False once `proc` has exited or `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if request(port, "GET", path, timeout=2).status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False
+
+
 class GatewayProcess:
     def __init__(self, tmp_path: Path, config: dict[str, Any], *, env: dict[str, str] | None = None,
                  port: int | None = None) -> None:
@@ -76,17 +89,10 @@ class GatewayProcess:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config_path)],
                                      cwd=str(REPO), env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        path = "/ready" if wait_ready else "/health"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if request(self.port, "GET", path, timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
+        if wait_http_ok(self.proc, self.port, "/ready" if wait_ready else "/health", timeout):
+            return self
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
         self.stop()
         raise RuntimeError(f"gateway did not become ready:\n{self.log()}")
 
