@@ -16,9 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.gateway import free_port
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.gateway import REPO, free_port
 
 
 def wait_port(port: int, timeout: float = 20) -> None:

@@ -60,14 +60,12 @@ def _load(path_arg: str | None) -> Any:
 
 def check_config(path_arg: str | None) -> int:
     from gateway import credentials
-    from gateway.config.load import read_yaml
 
     cfg = _load(path_arg)
     if cfg is None:
         return 2
     yaml.safe_dump(_masked(cfg), sys.stdout, sort_keys=False, default_flow_style=False)
-    raw = read_yaml(cfg.source)
-    infos = credentials.inspect_apps(raw.get("apps") if isinstance(raw, dict) else None)
+    infos = credentials.inspect_config(cfg.source)
     now = time.time()
     bad = 0
     for info in infos:

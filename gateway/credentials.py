@@ -127,6 +127,14 @@ def inspect_apps(raw_apps: Mapping[str, Any] | None) -> list[CredentialInfo]:
     return out
 
 
+def inspect_config(source: str) -> list[CredentialInfo]:
+    """Every credential file named by the apps of the config file at `source` (already validated)."""
+    from gateway.config.load import read_yaml
+
+    raw = read_yaml(source)
+    return inspect_apps(raw.get("apps") if isinstance(raw, dict) else None)
+
+
 def describe(info: CredentialInfo, now: float | None = None) -> str:
     """One report line for ``check-config``."""
     head = f"apps.{info.app_id}.{info.kind}: {info.path}: "

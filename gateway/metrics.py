@@ -53,9 +53,6 @@ class _CredentialExpiry:
     def set(self, app: str, kind: str, not_after: float) -> None:
         self._not_after[(app, kind)] = not_after
 
-    def clear(self) -> None:
-        self._not_after.clear()
-
     def describe(self) -> list[Any]:
         return [GaugeMetricFamily("tim_push_credential_expiry_seconds", _EXPIRY_HELP, labels=["app", "kind"])]
 

@@ -27,6 +27,9 @@ from gateway.config.reader import Section
 
 _tracer: Any = None
 _provider: Any = None
+#: The opentelemetry API the hooks use, bound once by setup(): the package is optional, and importing
+#: inside each hook (or building a propagator per request) would cost every traced request.
+_otel: Any = None
 
 #: Modules each exporter needs, and the package that provides them (for the config error).
 _NEEDS = {
@@ -75,12 +78,17 @@ def parse_config(s: Section) -> TracingConfig:
 
 def setup(cfg: TracingConfig | None) -> None:
     """Create the tracer provider and exporter (at process start, after the config was validated)."""
-    global _tracer, _provider
+    global _tracer, _provider, _otel
     if cfg is None or not cfg.enabled:
         return
+    from types import SimpleNamespace
+
+    from opentelemetry import context, trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     import gateway
 
@@ -97,6 +105,8 @@ def setup(cfg: TracingConfig | None) -> None:
     # Our own provider, not the global one: nothing else in the process starts exporting by accident.
     _provider = provider
     _tracer = provider.get_tracer("gateway")
+    _otel = SimpleNamespace(context=context, trace=trace, SpanKind=SpanKind, Status=Status, StatusCode=StatusCode,
+                            propagator=TraceContextTextMapPropagator())
 
 
 def shutdown() -> None:
@@ -104,6 +114,7 @@ def shutdown() -> None:
     global _tracer, _provider
     if _provider is not None:
         _provider.shutdown()
+    # _otel stays bound: spans still open (requests cut by the shutdown) end through it.
     _tracer = _provider = None
 
 
@@ -130,11 +141,8 @@ def start_notify(request: Any) -> Any:
     """The server span of one notify request, continuing the caller's trace; None when tracing is off."""
     if _tracer is None:
         return None
-    from opentelemetry.trace import SpanKind
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    parent = TraceContextTextMapPropagator().extract(request.requestHeaders, getter=_Headers)
-    span = _tracer.start_span("notify", context=parent, kind=SpanKind.SERVER, attributes={
+    parent = _otel.propagator.extract(request.requestHeaders, getter=_Headers)
+    span = _tracer.start_span("notify", context=parent, kind=_otel.SpanKind.SERVER, attributes={
         "http.request.method": request.method.decode("latin-1"),
         "url.path": request.path.decode("latin-1")[:200],
         "request_id": request.request_id,
@@ -144,12 +152,10 @@ def start_notify(request: Any) -> Any:
 
 
 def _end_notify(_: Any, request: Any, span: Any) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
     code = int(request.code)
     span.set_attribute("http.response.status_code", code)
     if code >= 500:
-        span.set_status(Status(StatusCode.ERROR))
+        span.set_status(_otel.Status(_otel.StatusCode.ERROR))
     span.end()
     return None
 
@@ -158,13 +164,11 @@ def in_span(span: Any, fn: Any, *args: Any) -> Any:
     """Call `fn(*args)` with `span` current, so coroutines (and their context copies) created there nest."""
     if span is None:
         return fn(*args)
-    from opentelemetry import context, trace
-
-    token = context.attach(trace.set_span_in_context(span))
+    token = _otel.context.attach(_otel.trace.set_span_in_context(span))
     try:
         return fn(*args)
     finally:
-        context.detach(token)
+        _otel.context.detach(token)
 
 
 def note_notification(span: Any, notification: Any) -> None:
@@ -183,13 +187,10 @@ def start_device(pushkin: Any) -> tuple[Any, Any]:
     """
     if _tracer is None:
         return None, None
-    from opentelemetry import trace
-    from opentelemetry.trace import SpanKind
-
     attrs = {"push.app_id": pushkin.app_id, "push.pushkin": pushkin.app.type}
     dispatch = _tracer.start_span("dispatch", attributes=attrs)
-    call = _tracer.start_span(f"{pushkin.app.type} send", context=trace.set_span_in_context(dispatch),
-                              kind=SpanKind.CLIENT, attributes=attrs)
+    call = _tracer.start_span(f"{pushkin.app.type} send", context=_otel.trace.set_span_in_context(dispatch),
+                              kind=_otel.SpanKind.CLIENT, attributes=attrs)
     return dispatch, call
 
 
@@ -197,11 +198,9 @@ def end_device(spans: tuple[Any, Any], outcome: Any) -> None:
     dispatch, call = spans
     if dispatch is None:
         return
-    from opentelemetry.trace import Status, StatusCode
-
     for span in (call, dispatch):
         span.set_attribute("push.outcome", outcome.status.value)
         span.set_attribute("push.reason", outcome.reason or "none")
         if outcome.status.value in ("failed", "temporary"):
-            span.set_status(Status(StatusCode.ERROR, outcome.reason or outcome.status.value))
+            span.set_status(_otel.Status(_otel.StatusCode.ERROR, outcome.reason or outcome.status.value))
         span.end()

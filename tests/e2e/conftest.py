@@ -19,7 +19,7 @@ from tests.e2e.homeserver import PROXY_VARS, Homeserver, MatrixUser
 from tests.e2e.wait import Received
 from tests.fakes.apns import FakeAPNs, TokenAuth, make_p8
 from tests.fakes.fcm import FakeGoogle, make_service_account
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import NOTIFY, GatewayProcess
 from tests.support.tls import TestCA, make_ca
 
 HERE = Path(__file__).resolve().parent
@@ -180,7 +180,7 @@ def alice(homeserver: Homeserver) -> MatrixUser:
 
 @pytest.fixture(scope="session")
 def notify_url(gateway: GatewayProcess) -> str:
-    return f"http://127.0.0.1:{gateway.port}/_matrix/push/v1/notify"
+    return f"http://127.0.0.1:{gateway.port}{NOTIFY}"
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 import orjson
 import yaml
 
-from tests.support.gateway import REPO, Response, free_port, request
+from tests.support.gateway import REPO, Response, free_port, request, wait_http_ok
 
 SERVER_NAME = "hs.e2e.test"
 #: Proxy variables HTTP clients honour; the processes under test must talk to each other directly.
@@ -112,16 +111,10 @@ class Homeserver:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.python, "-m", "tests.e2e.synapse_main", "-c", str(self.config_path)],
                                      cwd=str(self.dir), env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"synapse exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if request(self.port, "GET", "/health", timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
+        if wait_http_ok(self.proc, self.port, "/health", timeout, interval=0.1):
+            return self
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"synapse exited with {self.proc.returncode}:\n{self.log()}")
         self.stop()
         raise RuntimeError(f"synapse did not answer /health within {timeout}s:\n{self.log()}")
 

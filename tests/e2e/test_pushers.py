@@ -14,9 +14,10 @@ from typing import Any
 
 from tests.e2e.conftest import (ANDROID_APP, ANDROID_TIM_APP, APNS_KEY_ID, APNS_TEAM_ID, APNS_TOPIC, IOS_APP,
                                 IOS_TIM_APP, SCRIPTED_APP, Scene)
-from tests.e2e.wait import Received, apns_pushkey, eventually, fcm_pushkey
+from tests.e2e.wait import Received, apns_pushkey, fcm_pushkey
 from tests.fakes.apns import Reply as ApnsReply
 from tests.fakes.fcm import Reply as FcmReply
+from tests.support.wait import eventually
 
 #: The pusher data Element iOS registers for content-free pushes; its app extension fetches the event.
 ELEMENT_IOS_EVENT_ID_ONLY = {

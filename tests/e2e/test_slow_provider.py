@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import ANDROID_APP, IOS_APP, QUEUE_POLL_S, SCRIPTED_APP, Scene
-from tests.e2e.wait import Received, apns_pushkey, eventually, fcm_pushkey
+from tests.e2e.wait import Received, apns_pushkey, fcm_pushkey
 from tests.fakes.apns import Stall
 from tests.fakes.fcm import Reply as FcmReply
 from tests.support.gateway import GatewayProcess
+from tests.support.wait import eventually
 
 STATUS = "tim_push_pushgateway_status_codes_total"
 QUEUE_DEPTH = "tim_push_queue_depth"

@@ -10,30 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.fakes.apns import FakeAPNs
 from tests.fakes.apns import Received as ApnsRequest
 from tests.fakes.fcm import FakeGoogle, Recorded
-
-T = TypeVar("T")
-
-DEADLINE_S = 20.0
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
-    """Call ``probe`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from tests.support.wait import eventually
 
 
 def apns_pushkey() -> tuple[str, str]:

@@ -9,9 +9,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import NOTIFY, GatewayProcess
 
-NOTIFY = "/_matrix/push/v1/notify"
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64),
                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from tests.support.gateway import GatewayProcess
 
@@ -19,25 +19,22 @@ def test_apply_freezes_and_sets_the_young_threshold() -> None:
     assert out == ["12345", "True"]
 
 
-def _young_collections(tmp_path: Path, threshold: int) -> float:
-    (tmp_path / str(threshold)).mkdir()
-    gw = GatewayProcess(tmp_path / str(threshold), {"apps": APPS, "server": {"gc_threshold": threshold},
-                                                    "logging": {"access_log": False}})
-    gw.start()
-    try:
-        def young() -> float:
-            return gw.metric("python_gc_collections_total", {"generation": "0"})
-        before = young()
-        for i in range(1000):
-            assert gw.notify({"event_id": f"$e{i}", "devices": [{"app_id": "com.example.log",
-                                                                  "pushkey": f"k{i}"}]}).status == 200
-        return young() - before
-    finally:
-        gw.stop()
+def _young_collections(gateway_factory: Callable[..., GatewayProcess], threshold: int) -> float:
+    gw = gateway_factory({"apps": APPS, "server": {"gc_threshold": threshold}, "logging": {"access_log": False}})
+
+    def young() -> float:
+        return gw.metric("python_gc_collections_total", {"generation": "0"})
+    before = young()
+    for i in range(1000):
+        assert gw.notify({"event_id": f"$e{i}", "devices": [{"app_id": "com.example.log",
+                                                              "pushkey": f"k{i}"}]}).status == 200
+    collections = young() - before
+    gw.stop()
+    return collections
 
 
-def test_configured_threshold_reaches_the_running_gateway(tmp_path: Path) -> None:
-    python_default = _young_collections(tmp_path, 700)
-    tuned = _young_collections(tmp_path, 50_000)
+def test_configured_threshold_reaches_the_running_gateway(gateway_factory: Callable[..., GatewayProcess]) -> None:
+    python_default = _young_collections(gateway_factory, 700)
+    tuned = _young_collections(gateway_factory, 50_000)
     assert python_default >= 10  # CPython's default collects every few dozen requests...
     assert tuned * 5 <= python_default  # ...and the tuned gateway many times less often

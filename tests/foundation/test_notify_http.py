@@ -6,9 +6,8 @@ import socket
 
 import pytest
 
-from tests.support.gateway import GatewayProcess, request
+from tests.support.gateway import NOTIFY, GatewayProcess, request
 
-NOTIFY = "/_matrix/push/v1/notify"
 
 
 def note(*devices: dict, **extra: object) -> dict:

@@ -18,7 +18,6 @@ from tests.fakes.userinfo import FakeUserinfo
 from tests.support.gateway import GatewayProcess
 from tests.timinfo.conftest import REAL_TRUST, V1650
 
-NOTIFY = "/_matrix/push/v1/notify"
 MAX_BODY = 256 * 1024
 #: Bearer tokens the fake homeserver knows; distinctive so the log-leak test can grep for them.
 TOKENS = {"SECRET-TOKEN-hardening-good-1": "@alice:hs.example", "SECRET-TOKEN-hardening-good-2": "@bob:hs.example"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from tests.hardening.conftest import MAX_BODY, NOTIFY, Secrets, notify_body
+from tests.hardening.conftest import MAX_BODY, Secrets, notify_body
 from tests.hardening.rawhttp import RawConnection, http_request
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import NOTIFY, GatewayProcess
 
 HELD = 200
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hardening.conftest import MAX_BODY, NOTIFY, notify_body
+from tests.hardening.conftest import MAX_BODY, notify_body
 from tests.hardening.rawhttp import RawConnection, exchange, http_request
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import NOTIFY, GatewayProcess
 
 BODY = notify_body({"app_id": "com.example.log", "pushkey": "framing-key"})
 N = NOTIFY.encode()

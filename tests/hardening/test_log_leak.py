@@ -12,9 +12,9 @@ import re
 import orjson
 
 from tests.fakes.userinfo import FakeUserinfo
-from tests.hardening.conftest import GOOD_TOKEN, MAX_BODY, NOTIFY, Secrets
+from tests.hardening.conftest import GOOD_TOKEN, MAX_BODY, Secrets
 from tests.hardening.rawhttp import exchange, http_request
-from tests.support.gateway import GatewayProcess, request
+from tests.support.gateway import NOTIFY, GatewayProcess, request
 
 FORGED = "2099-01-01 00:00:00,000 CRITICAL forged"
 
@@ -65,11 +65,8 @@ def _battery(gw: GatewayProcess, secrets: Secrets, userinfo: FakeUserinfo) -> No
 
 
 def _server_errors(gw: GatewayProcess) -> dict[str, float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = gw.get("/metrics").body.decode()
-    return {f"{s.labels}": s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-            if s.name == "tim_push_http_requests_total" and s.labels.get("code", "").startswith("5") and s.value}
+    return {f"{labels}": value for labels, value in gw.samples("tim_push_http_requests_total")
+            if labels.get("code", "").startswith("5") and value}
 
 
 def test_no_secret_reaches_the_logs(gw: GatewayProcess, gw_short: GatewayProcess, secrets: Secrets,

@@ -7,9 +7,9 @@ import http.client
 import orjson
 import pytest
 
-from tests.hardening.conftest import NOTIFY, Secrets
+from tests.hardening.conftest import Secrets
 from tests.hardening.rawhttp import exchange, http_request
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import NOTIFY, GatewayProcess
 
 ODD_STRINGS = {
     "NUL": "a\x00b",

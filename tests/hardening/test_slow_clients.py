@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from tests.hardening.conftest import NOTIFY, Secrets, notify_body
+from tests.hardening.conftest import Secrets, notify_body
 from tests.hardening.rawhttp import RawConnection, RawResponse, http_request
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import NOTIFY, GatewayProcess
 
 STEP_S = 0.4
 #: Trickle at most this many bytes (16 s at STEP_S): eight times the 2 s deadline.

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,29 +12,10 @@ import yaml
 
 from gateway.model import pushkey_hash
 from tests.ops import creds
-from tests.support.gateway import REPO
+from tests.support.cli import Run, cli, write_config
 
 CRED_TYPE = "tests.ops.credpushkin.CredentialPushkin"
 SCRIPTED_TYPE = "tests.support.pushkins.ScriptedPushkin"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> Run:
-    p = subprocess.run([sys.executable, "-m", "gateway", *args], cwd=str(REPO), capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, timeout=60)
-    return Run(p.returncode, p.stdout, p.stderr)
-
-
-def write_config(tmp_path: Path, config: dict[str, Any], name: str = "gw.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 # -- check-config -----------------------------------------------------------------------------------------

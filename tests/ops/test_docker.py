@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.ops.test_cli import cli, write_config
+from tests.support.cli import cli, write_config
 from tests.support.gateway import REPO, GatewayProcess
 
 DOCKERFILE = REPO / "Dockerfile"

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.ops.test_cli import cli, write_config
+from tests.support.cli import cli, write_config
 from tests.support.gateway import REPO, GatewayProcess
 
 SCRIPTED = {"type": "tests.support.pushkins.ScriptedPushkin"}

@@ -20,6 +20,8 @@ import orjson
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+#: The push gateway API endpoint homeservers POST to.
+NOTIFY = "/_matrix/push/v1/notify"
 
 
 def free_port() -> int:
@@ -53,6 +55,19 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
+def wait_http_ok(proc: subprocess.Popen[bytes], port: int, path: str, timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``GET path`` until it answers 200 (True); False once `proc` has exited or `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if request(port, "GET", path, timeout=2).status == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(interval)
+    return False
+
+
 class GatewayProcess:
     def __init__(self, tmp_path: Path, config: dict[str, Any], *, env: dict[str, str] | None = None,
                  port: int | None = None) -> None:
@@ -74,17 +89,10 @@ class GatewayProcess:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "--config", str(self.config_path)],
                                      cwd=str(REPO), env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        path = "/ready" if wait_ready else "/health"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if request(self.port, "GET", path, timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
+        if wait_http_ok(self.proc, self.port, "/ready" if wait_ready else "/health", timeout):
+            return self
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
         self.stop()
         raise RuntimeError(f"gateway did not become ready:\n{self.log()}")
 
@@ -94,20 +102,24 @@ class GatewayProcess:
                        timeout=timeout)
 
     def notify(self, notification: dict[str, Any], **kw: Any) -> Response:
-        return self.post("/_matrix/push/v1/notify", {"notification": notification}, **kw)
+        return self.post(NOTIFY, {"notification": notification}, **kw)
 
     def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 30) -> Response:
         return request(self.port, "GET", path, None, headers, timeout=timeout)
 
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
-        """The value of one sample from /metrics (0.0 when absent)."""
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every sample called `name` in one scrape of /metrics, as (labels, value)."""
         from prometheus_client.parser import text_string_to_metric_families
 
         text = self.get("/metrics").body.decode()
-        for fam in text_string_to_metric_families(text):
-            for s in fam.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in (labels or {}).items()):
-                    return s.value
+        return [(s.labels, s.value) for fam in text_string_to_metric_families(text) for s in fam.samples
+                if s.name == name]
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The value of the first sample of `name` carrying `labels` (0.0 when absent)."""
+        for got, value in self.samples(name):
+            if all(got.get(k) == v for k, v in (labels or {}).items()):
+                return value
         return 0.0
 
     def log(self) -> str:
