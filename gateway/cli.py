@@ -117,10 +117,8 @@ def serve(config_arg: str | None) -> int:
 def _export_credential_expiry(source: str) -> None:
     """Publish certificate expiry dates as metrics; unreadable files are the pushkins' start-up errors."""
     from gateway import credentials
-    from gateway.config.load import read_yaml
 
-    raw = read_yaml(source)
-    credentials.export_expiry(credentials.inspect_apps(raw.get("apps") if isinstance(raw, dict) else None))
+    credentials.export_expiry(credentials.inspect_config(source))
 
 
 if __name__ == "__main__":

@@ -115,7 +115,4 @@ class Background:
 
 def metric_total(gw: GatewayProcess, name: str) -> float:
     """The sum of all samples of one metric over its labels."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = gw.get("/metrics").body.decode()
-    return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples if s.name == name)
+    return sum(value for _, value in gw.samples(name))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.guarantees.conftest import APP, Background, Harness, metric_total, notification
-from tests.support.poll import wait_for
+from tests.support.wait import eventually
 from tests.support.gateway import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]
@@ -31,9 +31,9 @@ def test_homeserver_retries_of_one_event_push_once(harness: Harness, gateway_fac
 def test_concurrent_duplicates_share_the_first_attempt(harness: Harness, gateway_factory: GatewayFactory) -> None:
     gw = gateway_factory(harness.config())
     first = Background(lambda: gw.notify(notification("gate-g1-k", "$e1")))
-    wait_for(lambda: gw.metric("tim_push_inflight_dispatches", {"app": APP}) == 1, "the first send to start")
+    eventually(lambda: gw.metric("tim_push_inflight_dispatches", {"app": APP}) == 1, "the first send to start")
     dups = [Background(lambda: gw.notify(notification("gate-g1-k", "$e1"))) for _ in range(3)]
-    wait_for(lambda: gw.metric("tim_push_queue_deduplicated_total", {"kind": "in_flight"}) == 3, "duplicates to coalesce")
+    eventually(lambda: gw.metric("tim_push_queue_deduplicated_total", {"kind": "in_flight"}) == 3, "duplicates to coalesce")
     assert harness.tried("gate-g1-k") == []
     harness.open_gate("g1")
     assert first.result().json() == {"rejected": []}

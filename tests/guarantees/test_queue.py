@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.guarantees.conftest import APP, Harness, notification
-from tests.support.poll import wait_for
+from tests.support.wait import eventually
 from tests.support.gateway import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]
@@ -29,8 +29,8 @@ def test_stalled_provider_gets_200_and_is_delivered_later_once(harness: Harness,
     # The homeserver retrying anyway does not start a second send.
     assert gw.notify(notification("gate-s1-k", "$e1")).json() == {"rejected": []}
     harness.open_gate("s1")
-    wait_for(lambda: harness.delivered("gate-s1-k"), "the queued push to be delivered")
-    wait_for(lambda: queue_empty(gw), "the queue to drain")
+    eventually(lambda: harness.delivered("gate-s1-k"), "the queued push to be delivered")
+    eventually(lambda: queue_empty(gw), "the queue to drain")
     assert gw.notify(notification("gate-s1-k", "$e1")).status == 200
     assert len(harness.delivered("gate-s1-k")) == 1
     assert len(harness.tried("gate-s1-k")) == 1
@@ -40,9 +40,9 @@ def test_temporary_failures_are_retried_from_the_queue(harness: Harness, gateway
     gw = gateway_factory(harness.config())
     r = gw.notify(notification("flaky-2-k", "$e1"))
     assert r.status == 200 and r.json() == {"rejected": []}
-    wait_for(lambda: harness.delivered("flaky-2-k"), "delivery after two temporary failures")
+    eventually(lambda: harness.delivered("flaky-2-k"), "delivery after two temporary failures")
     assert [a["outcome"] for a in harness.tried("flaky-2-k")] == ["temporary", "temporary", "delivered"]
-    wait_for(lambda: queue_empty(gw), "the queue to drain")
+    eventually(lambda: queue_empty(gw), "the queue to drain")
     assert gw.metric("tim_push_queue_retried_total", {"app": APP, "outcome": "temporary"}) == 1
     assert gw.metric("tim_push_queue_retried_total", {"app": APP, "outcome": "delivered"}) == 1
     assert gw.metric("tim_push_queue_queued_total", {"app": APP, "reason": "temporary"}) == 1
@@ -51,8 +51,8 @@ def test_temporary_failures_are_retried_from_the_queue(harness: Harness, gateway
 def test_queue_gives_up_after_max_retry_age(harness: Harness, gateway_factory: GatewayFactory) -> None:
     gw = gateway_factory(harness.config(max_retry_age_s=1))
     assert gw.notify(notification("temp-forever", "$e1")).status == 200
-    wait_for(lambda: gw.metric("tim_push_queue_expired_total", {"app": APP}) == 1, "the entry to expire")
-    wait_for(lambda: queue_empty(gw), "the queue to drain")
+    eventually(lambda: gw.metric("tim_push_queue_expired_total", {"app": APP}) == 1, "the entry to expire")
+    eventually(lambda: queue_empty(gw), "the queue to drain")
     assert "gave up on queued push" in gw.log()
     assert harness.delivered() == []
 
@@ -63,7 +63,7 @@ def test_without_queue_a_stall_is_503_and_the_retry_does_not_duplicate(harness: 
     r = gw.notify(notification("gate-n1-k", "$e1"))
     assert r.status == 503 and "retry-after" in r.headers
     harness.open_gate("n1")
-    wait_for(lambda: harness.delivered("gate-n1-k"), "the late send to finish")
+    eventually(lambda: harness.delivered("gate-n1-k"), "the late send to finish")
     assert gw.notify(notification("gate-n1-k", "$e1")).json() == {"rejected": []}
     assert len(harness.tried("gate-n1-k")) == 1
     # A temporary failure is released, so the homeserver's retry sends again.
@@ -87,8 +87,8 @@ def test_killed_mid_queue_resumes_after_restart_exactly_once(durable_harness: Ha
     restarted = gateway_factory(config)
     if case == "stalled":
         h.open_gate("k1")
-    wait_for(lambda: h.delivered(key), "the restarted gateway to deliver the queued push")
-    wait_for(lambda: queue_empty(restarted), "the queue to drain")
+    eventually(lambda: h.delivered(key), "the restarted gateway to deliver the queued push")
+    eventually(lambda: queue_empty(restarted), "the queue to drain")
     # The homeserver never retries (it got 200), but if it did the record would still hold.
     assert restarted.notify(notification(key, "$e1")).status == 200
     assert len(h.delivered(key)) == 1
@@ -100,8 +100,8 @@ def test_delivered_queue_content_is_not_retained(durable_harness: Harness, gatew
     secret_key, secret_body = "flaky-1-SECRETKEY4711", "PATIENT-DATA-0815"
     gw = gateway_factory(h.config())
     assert gw.notify(notification(secret_key, "$e1", content={"body": secret_body})).status == 200
-    wait_for(lambda: h.delivered(secret_key), "delivery from the queue")
-    wait_for(lambda: queue_empty(gw), "the queue to drain")
+    eventually(lambda: h.delivered(secret_key), "delivery from the queue")
+    eventually(lambda: queue_empty(gw), "the queue to drain")
     gw.stop()
     if h.backend == "sqlite":
         blob = b"".join(p.read_bytes() for p in (h.dir / "state").iterdir() if p.is_file())

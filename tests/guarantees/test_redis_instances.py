@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.guarantees.conftest import APP, Background, Harness, notification
-from tests.support.poll import wait_for
+from tests.support.wait import eventually
 from tests.support.gateway import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]
@@ -24,9 +24,9 @@ def test_same_event_to_two_instances_pushes_once(durable_harness: Harness, gatew
     assert len(h.delivered("pk-1")) == 1
     # Concurrent: B receives the event while A is still sending it, and reports A's result.
     on_a = Background(lambda: a.notify(notification("gate-g-k", "$e2")))
-    wait_for(lambda: a.metric("tim_push_inflight_dispatches", {"app": APP}) == 1, "A to start sending")
+    eventually(lambda: a.metric("tim_push_inflight_dispatches", {"app": APP}) == 1, "A to start sending")
     on_b = Background(lambda: b.notify(notification("gate-g-k", "$e2")))
-    wait_for(lambda: b.metric("tim_push_queue_deduplicated_total", {"kind": "in_flight"}) == 1, "B to wait for A")
+    eventually(lambda: b.metric("tim_push_queue_deduplicated_total", {"kind": "in_flight"}) == 1, "B to wait for A")
     h.open_gate("g")
     assert on_a.result().json() == {"rejected": []} and on_b.result().json() == {"rejected": []}
     assert len(h.tried("gate-g-k")) == 1
@@ -49,6 +49,6 @@ def test_queue_entry_is_finished_by_the_surviving_instance(durable_harness: Harn
     assert a.notify(notification("gate-q-k", "$e1")).json() == {"rejected": []}
     a.kill()
     h.open_gate("q")
-    wait_for(lambda: h.delivered("gate-q-k"), "B to take over A's queued push after its lease")
-    wait_for(lambda: b.metric("tim_push_queue_depth") == 0, "the queue to drain")
+    eventually(lambda: h.delivered("gate-q-k"), "B to take over A's queued push after its lease")
+    eventually(lambda: b.metric("tim_push_queue_depth") == 0, "the queue to drain")
     assert len(h.delivered("gate-q-k")) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.guarantees.conftest import APP, Harness, notification
-from tests.support.poll import wait_for
+from tests.support.wait import eventually
 from tests.support.gateway import GatewayProcess
 
 GatewayFactory = Callable[..., GatewayProcess]
@@ -40,9 +40,9 @@ def test_rejection_found_by_a_background_retry_is_reported_on_the_next_request(
     key = "dies-1-k"
     # First attempt fails temporarily: queued, 200; the queue's retry then learns the key is dead.
     assert gw.notify(notification(key, "$e1")).json() == {"rejected": []}
-    wait_for(lambda: gw.metric("tim_push_queue_retried_total", {"app": APP, "outcome": "rejected"}) == 1,
+    eventually(lambda: gw.metric("tim_push_queue_retried_total", {"app": APP, "outcome": "rejected"}) == 1,
              "the queue's retry to be rejected")
-    wait_for(lambda: gw.metric("tim_push_queue_depth") == 0, "the queue to drain")
+    eventually(lambda: gw.metric("tim_push_queue_depth") == 0, "the queue to drain")
     assert gw.notify(notification(key, "$e2")).json() == {"rejected": [key]}
     assert len(harness.tried(key)) == 2
 

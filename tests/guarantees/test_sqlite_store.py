@@ -20,7 +20,7 @@ from gateway.state.memory import ExpiringDict
 from gateway.state.sqlite import COMMIT_DELAY_S, SqliteStore
 
 from tests.guarantees.conftest import Harness, notification
-from tests.support.poll import wait_for
+from tests.support.wait import eventually
 from tests.support.gateway import GatewayProcess
 
 T = TypeVar("T")
@@ -290,7 +290,7 @@ def test_many_settled_events_deduplicate_after_sigkill_and_restart(durable_harne
         with sqlite3.connect(db_path) as db:
             return bool(db.execute("SELECT count(*) FROM dedup_log").fetchone()[0] == 40)
 
-    wait_for(logged, "the group commit of the de-duplication records")
+    eventually(logged, "the group commit of the de-duplication records")
     gw.signal(signal.SIGKILL)
     gw.wait()
     restarted = gateway_factory(h.config())

@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
+def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
     """Call ``probe`` until it returns something truthy, and return that; fail after ``timeout`` seconds.
 
     The timeout only bounds a failing test: it is generous, and never what a test measures.

@@ -15,7 +15,7 @@ from tests.fakes.fedlist_pki import ListPki, generated_entries, ik_with_check, m
 from tests.fakes.userinfo import FakeUserinfo
 from tests.fakes.vzd import AUTH_PATH, LIST_PATH, TOKEN_PATH, FakeVzd
 from tests.support.gateway import GatewayProcess, request
-from tests.support.poll import wait_for
+from tests.support.wait import eventually
 from tests.timinfo.conftest import start_gateway, stop_gateway, tim_config
 
 AUTH = {"Authorization": "Bearer good0"}
@@ -59,7 +59,7 @@ def start_ready(gateways: list[GatewayProcess], tmp_path: Path, cfg: dict[str, A
     """Start without waiting for /ready (the first list arrives asynchronously), then wait for it."""
     gw = start_gateway(tmp_path / "gw", cfg, wait_ready=False)
     gateways.append(gw)
-    wait_for(lambda: gw.get("/ready").status == 200, "ready")
+    eventually(lambda: gw.get("/ready").status == 200, "ready")
     return gw
 
 
@@ -73,14 +73,14 @@ def test_vzd_token_flow_updates_and_persists(tmp_path: Path, userinfo: FakeUseri
     assert gw.metric("tim_information_federation_list_version") == 5
 
     # 204 while unchanged; the client sends its version.
-    wait_for(lambda: outcome(gw, "unchanged") >= 1, "an unchanged refresh")
+    eventually(lambda: outcome(gw, "unchanged") >= 1, "an unchanged refresh")
     assert "5" in vzd.list_versions_asked
 
     # A newer list is picked up by the periodic refresh.
     entries = generated_entries(10) + [{"domain": "new.example.de", "isInsurance": True,
                                        "ik": [ik_with_check("10777777")]}]
     vzd.serve(test_pki.sign(6, entries), 6)
-    wait_for(lambda: gw.metric("tim_information_federation_list_version") == 6, "v6")
+    eventually(lambda: gw.metric("tim_information_federation_list_version") == 6, "v6")
     assert find(gw, ik_with_check("10777777")) == (200, {"serverName": "new.example.de"})
     assert find(gw, "104940005")[0] == 404  # the old list's data is gone
 
@@ -90,7 +90,7 @@ def test_vzd_token_flow_updates_and_persists(tmp_path: Path, userinfo: FakeUseri
     # Revoked tokens: the 401 makes the client fetch new ones and retry.
     vzd.revoke_tokens()
     before = outcome(gw, "unchanged")
-    wait_for(lambda: outcome(gw, "unchanged") > before, "refresh with renewed tokens")
+    eventually(lambda: outcome(gw, "unchanged") > before, "refresh with renewed tokens")
     assert vzd.calls[TOKEN_PATH] == 2
 
 
@@ -98,7 +98,7 @@ def _rejects(gw: GatewayProcess, vzd: FakeVzd, raw: bytes, version: int, reason:
     before = outcome(gw, reason)
     current = gw.metric("tim_information_federation_list_version")
     vzd.serve(raw, version)
-    wait_for(lambda: outcome(gw, reason) > before, f"a {reason} outcome")
+    eventually(lambda: outcome(gw, reason) > before, f"a {reason} outcome")
     assert gw.metric("tim_information_federation_list_version") == current
     assert find(gw, "104940005") == (200, {"serverName": "kk.example.de"})
 
@@ -125,11 +125,11 @@ def test_bad_lists_and_outages_keep_the_old_list(tmp_path: Path, userinfo: FakeU
     vzd.serve(test_pki.sign(10), 10)
     vzd.fail_status = 503
     before = outcome(gw, "fetch_failed")
-    wait_for(lambda: outcome(gw, "fetch_failed") > before, "fetch_failed on 503")
+    eventually(lambda: outcome(gw, "fetch_failed") > before, "fetch_failed on 503")
     vzd.fail_status = None
     vzd.delay_s = 1.5  # longer than vzd.timeout_s
     before = outcome(gw, "fetch_failed")
-    wait_for(lambda: outcome(gw, "fetch_failed") > before, "fetch_failed on a slow VZD")
+    eventually(lambda: outcome(gw, "fetch_failed") > before, "fetch_failed on a slow VZD")
     assert find(gw, "104940005") == (200, {"serverName": "kk.example.de"})
     assert gw.get("/ready").status == 200
     vzd.delay_s = 0
@@ -148,7 +148,7 @@ def test_no_list_means_not_ready_and_503(tmp_path: Path, userinfo: FakeUserinfo,
     vzd.fail_status = 500
     gw = start_gateway(tmp_path / "gw", vzd_config(userinfo, vzd, test_pki, tmp_path / "state"), wait_ready=False)
     gateways.append(gw)
-    wait_for(lambda: outcome(gw, "fetch_failed") >= 1, "a failed fetch")
+    eventually(lambda: outcome(gw, "fetch_failed") >= 1, "a failed fetch")
     r = gw.get("/ready")
     assert r.status == 503 and b"no verified federation list" in r.body
     status, body = find(gw, "104940005")
@@ -165,7 +165,7 @@ def test_on_demand_refresh_on_miss_is_rate_limited(tmp_path: Path, userinfo: Fak
     new_ik = ik_with_check("10555555")
     vzd.serve(test_pki.sign(21, [{"domain": "late.example.de", "isInsurance": True, "ik": [new_ik]}]), 21)
     assert find(gw, new_ik)[0] == 404  # the miss triggers one refresh
-    wait_for(lambda: find(gw, new_ik)[0] == 200, "the on-demand refresh")
+    eventually(lambda: find(gw, new_ik)[0] == 200, "the on-demand refresh")
     for _ in range(10):
         find(gw, "108433248")  # more misses within the rate limit
     assert vzd.calls[LIST_PATH] == fetches + 1
@@ -183,10 +183,10 @@ def test_file_source_reloads_on_change(tmp_path: Path, userinfo: FakeUserinfo, t
     tmp.write_bytes(test_pki.sign(31, [{"domain": "file.example.de", "isInsurance": True,
                                         "ik": [ik_with_check("10666666")]}]))
     shutil.move(tmp, path)
-    wait_for(lambda: gw.metric("tim_information_federation_list_version") == 31, "reload")
+    eventually(lambda: gw.metric("tim_information_federation_list_version") == 31, "reload")
     assert find(gw, ik_with_check("10666666")) == (200, {"serverName": "file.example.de"})
     before = outcome(gw, "older_version")
     tmp.write_bytes(test_pki.sign(29))
     shutil.move(tmp, path)
-    wait_for(lambda: outcome(gw, "older_version") > before, "older list rejected")
+    eventually(lambda: outcome(gw, "older_version") > before, "older list rejected")
     assert gw.metric("tim_information_federation_list_version") == 31
