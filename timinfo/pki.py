@@ -104,8 +104,12 @@ def load_trust(cfg: TrustConfig) -> TrustStore:
     return TrustStore(tuple(anchors), tuple(inter))
 
 
+def _valid_at(cert: x509.Certificate, at: datetime.datetime, skew: datetime.timedelta) -> bool:
+    return cert.not_valid_before_utc <= at + skew and at - skew <= cert.not_valid_after_utc
+
+
 def _check_validity(cert: x509.Certificate, at: datetime.datetime, skew: datetime.timedelta, role: str) -> None:
-    if at + skew < cert.not_valid_before_utc or at - skew > cert.not_valid_after_utc:
+    if not _valid_at(cert, at, skew):
         raise ListRejected("cert_not_valid",
                            f"{role} {cert.subject.rfc4514_string()} is valid {cert.not_valid_before_utc:%Y-%m-%d}"
                            f"..{cert.not_valid_after_utc:%Y-%m-%d}, not at {at:%Y-%m-%dT%H:%M:%SZ}")
@@ -177,7 +181,7 @@ def build_chain(signer: x509.Certificate, extra: Iterable[x509.Certificate], sto
             if not _is_ca(issuer):
                 last_error = f"{issuer.subject.rfc4514_string()} is not a CA certificate"
                 continue
-            if not (at + skew >= issuer.not_valid_before_utc and at - skew <= issuer.not_valid_after_utc):
+            if not _valid_at(issuer, at, skew):
                 last_error = f"{issuer.subject.rfc4514_string()} is not valid at {at:%Y-%m-%d}"
                 continue
             if is_anchor:
