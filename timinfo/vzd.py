@@ -3,7 +3,7 @@
 Flow (gematik api-vzd HOWTOs): POST the token URL with ``grant_type=client_credentials`` (HTTP Basic
 or form-body client auth), exchange that access token at ``/ti-provider-authenticate`` for a provider
 token, then GET ``federationList.jws?version=N`` (204 = nothing newer). Both tokens are reused until
-shortly before they expire; a 401 from the list endpoint drops them and retries once.
+shortly before they expire; a 401/403 from the list endpoint drops them and retries once.
 """
 
 from __future__ import annotations
