@@ -54,7 +54,7 @@ class FederationListManager:
 
     def _confirm(self) -> None:
         self._confirmed_at = self._reactor.seconds()
-        metrics.LIST_LAST_SUCCESS.set(self._reactor.seconds())
+        metrics.LIST_LAST_SUCCESS.set(self._confirmed_at)
 
     def _install(self, vl: VerifiedList, origin: str) -> None:
         self.current = vl
