@@ -1,7 +1,7 @@
 """TiMessengerInformation benchmark: lookups/s vs a bare twisted.web constant-JSON endpoint, and the time
 to verify + index a 100 000-entry federation list.
 
-    python bench/timinfo_bench.py [--duration 5] [--connections 16]
+    python bench/timinfo_bench.py [--duration 3] [--connections 16] [--rounds 5]
 
 Lists are generated and signed with a throwaway brainpoolP256r1 PKI (300 and 100 000 domains). For each
 size, one server process (asyncio reactor, like the gateway) serves on one twisted.web Site:

@@ -69,8 +69,7 @@ class TokenVerifier:
         self._client = client
         self._cache: dict[bytes, tuple[float, TokenCheck]] = {}
         self._inflight: dict[bytes, list[defer.Deferred[TokenCheck]]] = {}
-        self._m = {r: metrics.TOKEN_CHECKS.labels(result=r) for r in
-                   ("valid", "invalid", "unavailable", "cached_valid", "cached_invalid", "coalesced", "overloaded")}
+        self._m = {r: metrics.TOKEN_CHECKS.labels(result=r) for r in metrics.TOKEN_RESULTS}
 
     def cached(self, key: bytes) -> TokenCheck | None:
         hit = self._cache.get(key)

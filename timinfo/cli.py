@@ -7,7 +7,7 @@ import datetime
 import logging
 import sys
 
-from timinfo.config import DEFAULT_POLICY_OIDS, DEFAULT_ROLE_OIDS, TrustConfig, resolve_path
+from timinfo.config import TrustConfig, resolve_path
 from timinfo.errors import ListRejected
 from timinfo.pki import TrustError, load_trust
 from timinfo.verify import verify_list
@@ -36,13 +36,14 @@ def verify_main(argv: list[str]) -> int:
     if not args.trust and not args.tsl_roots:
         print("error: give at least one --trust PEM or --tsl-roots JSON", file=sys.stderr)
         return 2
+    d = TrustConfig()
     cfg = TrustConfig(
         anchors=tuple(resolve_path(p) for p in args.trust),
         tsl_roots=tuple(resolve_path(p) for p in args.tsl_roots),
         intermediates=tuple(resolve_path(p) for p in args.intermediate),
-        policy_oids=tuple(args.policy_oid) if args.policy_oid is not None else DEFAULT_POLICY_OIDS,
-        role_oids=tuple(args.role_oid) if args.role_oid is not None else DEFAULT_ROLE_OIDS,
-        algorithms=tuple(args.alg) if args.alg else ("BP256R1",),
+        policy_oids=tuple(args.policy_oid) if args.policy_oid is not None else d.policy_oids,
+        role_oids=tuple(args.role_oid) if args.role_oid is not None else d.role_oids,
+        algorithms=tuple(args.alg) if args.alg else d.algorithms,
     )
     at = None
     if args.at:

@@ -225,10 +225,10 @@ def _vzd(s: SectionLike) -> VzdConfig:
         list_url=endpoint("list_url", "/tim-provider-services/FederationList/federationList.jws"),
         client_id=s.str("client_id"),
         client_secret=s.secret("client_secret"),
-        client_auth=s.str("client_auth", "basic", choices=("basic", "body")),
-        timeout_s=s.number("timeout_s", 10.0, min=0.1, max=300),
-        sig_alg=s.str("sig_alg", None, choices=("BP256R1", "ES256")),
-        max_list_bytes=s.int("max_list_bytes", 32 * 1024 * 1024, min=1024),
+        client_auth=s.str("client_auth", VzdConfig.client_auth, choices=("basic", "body")),
+        timeout_s=s.number("timeout_s", VzdConfig.timeout_s, min=0.1, max=300),
+        sig_alg=s.str("sig_alg", VzdConfig.sig_alg, choices=("BP256R1", "ES256")),
+        max_list_bytes=s.int("max_list_bytes", VzdConfig.max_list_bytes, min=1024),
     )
     s.finish()
     return cfg

@@ -54,7 +54,7 @@ class FederationListManager:
 
     def _confirm(self) -> None:
         self._confirmed_at = self._reactor.seconds()
-        metrics.LIST_LAST_SUCCESS.set(self._reactor.seconds())
+        metrics.LIST_LAST_SUCCESS.set(self._confirmed_at)
 
     def _install(self, vl: VerifiedList, origin: str) -> None:
         self.current = vl
@@ -198,17 +198,17 @@ class FederationListManager:
             return await self._refresh_file(force)
         assert self._vzd is not None
         try:
-            result = await self._vzd.fetch_list(self.current.version if self.current else None)
+            raw = await self._vzd.fetch_list(self.current.version if self.current else None)
         except ListRejected as e:
             log.warning("federation list fetch from the VZD failed: %s", e)
             self._count(e.reason)
             return e.reason
-        if result.raw is None:
+        if raw is None:
             outcome = "unchanged" if self.current is not None else "not_modified_without_list"
             if self.current is not None:
                 self._confirm()
         else:
-            outcome = await self._offer(result.raw, "vzd")
+            outcome = await self._offer(raw, "vzd")
         self._count(outcome)
         return outcome
 

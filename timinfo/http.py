@@ -25,7 +25,6 @@ class FetchError(Exception):
 class HttpResponse:
     status: int
     body: bytes
-    content_type: str
 
 
 class _TooLarge(Exception):
@@ -45,7 +44,7 @@ async def fetch(client: HTTPClient, reactor: Any, method: str, url: str, *, time
                 max_bytes: int = 1024 * 1024, **kwargs: Any) -> HttpResponse:
     async def exchange() -> HttpResponse:
         response = await client.request(method, url, allow_redirects=False, **kwargs)
-        if response.length is not None and isinstance(response.length, int) and response.length > max_bytes:
+        if isinstance(response.length, int) and response.length > max_bytes:
             response.deliverBody(_Discard())
             raise _TooLarge(f"response body of {response.length} bytes exceeds {max_bytes}")
         chunks: list[bytes] = []
@@ -59,9 +58,7 @@ async def fetch(client: HTTPClient, reactor: Any, method: str, url: str, *, time
             chunks.append(data)
 
         await treq.collect(response, collector)
-        ctype = (response.headers.getRawHeaders("content-type") or [b""])[0]
-        return HttpResponse(response.code, b"".join(chunks), ctype.decode("latin-1") if isinstance(ctype, bytes)
-                            else str(ctype))
+        return HttpResponse(response.code, b"".join(chunks))
 
     d = defer.ensureDeferred(exchange())
     d.addTimeout(timeout, reactor)

@@ -22,11 +22,13 @@ LIST_LAST_SUCCESS = Gauge("tim_information_federation_list_last_success_timestam
                           "Unix time of the last refresh that ended updated or unchanged")
 REFRESH = Counter("tim_information_federation_list_refresh", "Federation list refresh attempts by outcome",
                   ["outcome"])
+#: Every ``result`` label of `TOKEN_CHECKS`.
+TOKEN_RESULTS = ("valid", "invalid", "unavailable", "cached_valid", "cached_invalid", "coalesced", "overloaded")
 TOKEN_CHECKS = Counter("tim_information_token_checks", "Bearer token checks by result", ["result"])
 REQUESTS = Counter("tim_information_requests", "TiMessengerInformation responses by endpoint and status",
                    ["endpoint", "status"])
 
 for _r in REASONS:
     REFRESH.labels(outcome=_r)
-for _r in ("valid", "invalid", "unavailable", "cached_valid", "cached_invalid", "coalesced"):
+for _r in TOKEN_RESULTS:
     TOKEN_CHECKS.labels(result=_r)

@@ -104,10 +104,14 @@ def load_trust(cfg: TrustConfig) -> TrustStore:
     return TrustStore(tuple(anchors), tuple(inter))
 
 
-def _check_validity(cert: x509.Certificate, at: datetime.datetime, skew: datetime.timedelta, role: str) -> None:
-    if at + skew < cert.not_valid_before_utc or at - skew > cert.not_valid_after_utc:
+def _valid_at(cert: x509.Certificate, at: datetime.datetime, skew: datetime.timedelta) -> bool:
+    return cert.not_valid_before_utc <= at + skew and at - skew <= cert.not_valid_after_utc
+
+
+def _check_signer_validity(cert: x509.Certificate, at: datetime.datetime, skew: datetime.timedelta) -> None:
+    if not _valid_at(cert, at, skew):
         raise ListRejected("cert_not_valid",
-                           f"{role} {cert.subject.rfc4514_string()} is valid {cert.not_valid_before_utc:%Y-%m-%d}"
+                           f"signer {cert.subject.rfc4514_string()} is valid {cert.not_valid_before_utc:%Y-%m-%d}"
                            f"..{cert.not_valid_after_utc:%Y-%m-%d}, not at {at:%Y-%m-%dT%H:%M:%SZ}")
 
 
@@ -157,7 +161,7 @@ def check_signer_profile(cert: x509.Certificate, policy_oids: Iterable[str], rol
 def build_chain(signer: x509.Certificate, extra: Iterable[x509.Certificate], store: TrustStore,
                 at: datetime.datetime, skew: datetime.timedelta) -> Chain:
     """Find a path from `signer` to a trust anchor where every link verifies and is valid at `at`."""
-    _check_validity(signer, at, skew, "signer")
+    _check_signer_validity(signer, at, skew)
     pool = TrustStore(store.anchors, store.intermediates + tuple(extra))
     last_error = "no issuer certificate found for " + signer.issuer.rfc4514_string()
 
@@ -177,7 +181,7 @@ def build_chain(signer: x509.Certificate, extra: Iterable[x509.Certificate], sto
             if not _is_ca(issuer):
                 last_error = f"{issuer.subject.rfc4514_string()} is not a CA certificate"
                 continue
-            if not (at + skew >= issuer.not_valid_before_utc and at - skew <= issuer.not_valid_after_utc):
+            if not _valid_at(issuer, at, skew):
                 last_error = f"{issuer.subject.rfc4514_string()} is not valid at {at:%Y-%m-%d}"
                 continue
             if is_anchor:

@@ -1,8 +1,9 @@
 """The synchronous part of accepting a federation list: JWS, signer certificate, chain, payload, index.
 
-Order: parse the JWS, load the signer from ``x5c[0]``, check its profile and validity, build the path
-to a trust anchor, then check the signature and finally build the index. Everything is CPU-only so it
-can run in a worker thread; the optional OCSP check (network) is done afterwards by the caller.
+Order: parse the JWS, load the signer from ``x5c[0]``, check the signature with the signer's key, check
+the signer's profile, build the path to a trust anchor (which also checks validity) and finally build
+the index. Everything is CPU-only so it can run in a worker thread; the optional OCSP check (network)
+is done afterwards by the caller.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def verify_list(raw: bytes, store: TrustStore, cfg: TrustConfig, at: datetime.da
         extra = [x509.load_der_x509_certificate(der) for der in jws.x5c[1:]]
     except ValueError as e:
         raise ListRejected("bad_header", f"x5c certificate is not DER: {e}") from None
-    # Cheap, local checks first; the expensive path building last before the signature.
+    # Checks of the signer alone first; path building (signature checks per link) after them.
     verify_signature(jws, signer.public_key(), cfg.algorithms)
     check_signer_profile(signer, cfg.policy_oids, cfg.role_oids)
     chain = build_chain(signer, extra, store, at, datetime.timedelta(seconds=cfg.clock_skew_s))

@@ -3,7 +3,7 @@
 Flow (gematik api-vzd HOWTOs): POST the token URL with ``grant_type=client_credentials`` (HTTP Basic
 or form-body client auth), exchange that access token at ``/ti-provider-authenticate`` for a provider
 token, then GET ``federationList.jws?version=N`` (204 = nothing newer). Both tokens are reused until
-shortly before they expire; a 401 from the list endpoint drops them and retries once.
+shortly before they expire; a 401/403 from the list endpoint drops them and retries once.
 """
 
 from __future__ import annotations
@@ -17,15 +17,9 @@ import orjson
 
 from timinfo.config import VzdConfig
 from timinfo.errors import ListRejected
-from timinfo.http import FetchError, fetch
+from timinfo.http import FetchError, HttpResponse, fetch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    #: None means "not modified" (HTTP 204).
-    raw: bytes | None
 
 
 @dataclass
@@ -42,7 +36,8 @@ class VzdClient:
         self._oauth: _Token | None = None
         self._provider: _Token | None = None
 
-    async def fetch_list(self, current_version: int | None) -> FetchResult:
+    async def fetch_list(self, current_version: int | None) -> bytes | None:
+        """The raw JWS of a list newer than `current_version`, or None when the VZD has nothing newer (204)."""
         for attempt in (1, 2):
             token = await self._provider_token()
             params: dict[str, str] = {}
@@ -52,11 +47,11 @@ class VzdClient:
                 params["sigAlg"] = self._cfg.sig_alg
             resp = await self._get(self._cfg.list_url, token, params, self._cfg.max_list_bytes)
             if resp.status == 204:
-                return FetchResult(None)
+                return None
             if resp.status == 200:
                 if not resp.body:
                     raise ListRejected("malformed", "VZD answered 200 with an empty body")
-                return FetchResult(resp.body)
+                return resp.body
             if resp.status in (401, 403) and attempt == 1:
                 log.info("VZD list endpoint answered %d; renewing tokens", resp.status)
                 self._oauth = self._provider = None
@@ -64,11 +59,14 @@ class VzdClient:
             raise ListRejected(_reason(resp.status), f"VZD list endpoint answered HTTP {resp.status}")
         raise AssertionError("unreachable")
 
-    async def _get(self, url: str, token: str, params: dict[str, str], max_bytes: int) -> Any:
+    async def _get(self, url: str, token: str, params: dict[str, str], max_bytes: int) -> HttpResponse:
+        return await self._exchange("GET", url, params=params or None, headers={"Authorization": f"Bearer {token}"},
+                                    max_bytes=max_bytes)
+
+    async def _exchange(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
+        """One request under the VZD timeout; a failed exchange rejects this refresh as ``fetch_failed``."""
         try:
-            return await fetch(self._client, self._reactor, "GET", url, params=params or None,
-                               headers={"Authorization": f"Bearer {token}"}, timeout=self._cfg.timeout_s,
-                               max_bytes=max_bytes)
+            return await fetch(self._client, self._reactor, method, url, timeout=self._cfg.timeout_s, **kwargs)
         except FetchError as e:
             raise ListRejected("fetch_failed", str(e)) from None
 
@@ -98,11 +96,7 @@ class VzdClient:
             headers["Authorization"] = "Basic " + base64.b64encode(cred).decode("ascii")
         else:
             form.update(client_id=self._cfg.client_id, client_secret=self._cfg.client_secret)
-        try:
-            resp = await fetch(self._client, self._reactor, "POST", self._cfg.token_url, data=form, headers=headers,
-                               timeout=self._cfg.timeout_s, max_bytes=256 * 1024)
-        except FetchError as e:
-            raise ListRejected("fetch_failed", str(e)) from None
+        resp = await self._exchange("POST", self._cfg.token_url, data=form, headers=headers, max_bytes=256 * 1024)
         if resp.status != 200:
             raise ListRejected(_reason(resp.status), f"token endpoint answered HTTP {resp.status}")
         self._oauth = self._token_from(resp.body, "token endpoint", default_ttl=60)

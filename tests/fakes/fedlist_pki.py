@@ -85,6 +85,10 @@ def b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+def b64url_decode(part: bytes) -> bytes:
+    return base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
+
+
 def sign_jws(payload: bytes, signer: Issued, *, alg: str = "BP256R1", x5c: list[x509.Certificate] | None = None,
              extra_header: dict[str, Any] | None = None) -> bytes:
     header: dict[str, Any] = {"alg": alg, "typ": "JWT"}

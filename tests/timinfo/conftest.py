@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fakes.fedlist_pki import ListPki, make_list_pki
+from tests.fakes.userinfo import FakeUserinfo
+from tests.support.gateway import GatewayProcess
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vzd"
 V1650 = FIXTURES / "federationList-ru-v1650.jws"
@@ -16,14 +21,6 @@ KOMP_CA50 = FIXTURES / "GEM.KOMP-CA50-TEST-ONLY.pem"
 @pytest.fixture(scope="session")
 def test_pki(tmp_path_factory: pytest.TempPathFactory) -> ListPki:
     return make_list_pki(tmp_path_factory.mktemp("pki"))
-
-
-import shutil  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from typing import Any  # noqa: E402
-
-from tests.fakes.userinfo import FakeUserinfo  # noqa: E402
-from tests.support.gateway import GatewayProcess  # noqa: E402
 
 APPS = {"com.example.log": {"type": "log"}}
 REAL_TRUST = {"tsl_roots": [str(ROOTS)], "intermediates": [str(KOMP_CA50)]}

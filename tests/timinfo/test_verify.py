@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import datetime
 
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.fakes.fedlist_pki import ListPki, b64url, make_ca, make_signer, sign_jws, make_payload
+from tests.fakes.fedlist_pki import ListPki, b64url, b64url_decode, make_ca, make_payload, make_signer, sign_jws
 from tests.timinfo.conftest import KOMP_CA50, ROOTS, V956, V1650
 from timinfo.config import TrustConfig
 from timinfo.errors import ListRejected
@@ -67,21 +66,21 @@ def test_real_signer_outside_validity_is_rejected() -> None:
 
 def test_tampered_payload() -> None:
     h, p, s = V1650.read_bytes().strip().split(b".")
-    doc = orjson.loads(base64.urlsafe_b64decode(p + b"=" * (-len(p) % 4)))
+    doc = orjson.loads(b64url_decode(p))
     doc["domainList"][0]["isInsurance"] = not doc["domainList"][0]["isInsurance"]
     assert _reason(b".".join([h, b64url(orjson.dumps(doc)), s])) == "bad_signature"
 
 
 def test_tampered_signature() -> None:
     h, p, s = V1650.read_bytes().strip().split(b".")
-    sig = bytearray(base64.urlsafe_b64decode(s + b"=" * (-len(s) % 4)))
+    sig = bytearray(b64url_decode(s))
     sig[10] ^= 0x01
     assert _reason(b".".join([h, p, b64url(bytes(sig))])) == "bad_signature"
 
 
 def test_swapped_header_alg() -> None:
     h, p, s = V1650.read_bytes().strip().split(b".")
-    header = orjson.loads(base64.urlsafe_b64decode(h + b"=" * (-len(h) % 4)))
+    header = orjson.loads(b64url_decode(h))
     header["alg"] = "ES256"
     assert _reason(b".".join([b64url(orjson.dumps(header)), p, s])) == "unsupported_alg"
 
