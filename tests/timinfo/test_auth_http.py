@@ -9,6 +9,7 @@ import pytest
 
 from tests.fakes.userinfo import FakeUserinfo
 from tests.support.gateway import GatewayProcess, free_port, request
+from tests.support.wait import eventually
 from tests.timinfo.conftest import REAL_TRUST, V1650, start_gateway, stop_gateway, tim_config
 
 PATH = "/tim-information/v1/server/isInsurance?serverName=cirosec.de"
@@ -61,10 +62,7 @@ def test_distinct_token_flood_is_bounded(tmp_path: Path) -> None:
             first: list[int] = []
             t = threading.Thread(target=lambda: first.append(status(gw, "t1")))
             t.start()
-            for _ in range(100):  # wait until the first check is at the homeserver
-                if hs.calls.get("t1"):
-                    break
-                threading.Event().wait(0.05)
+            eventually(lambda: hs.calls.get("t1"), "the first check at the homeserver")
             assert status(gw, "t2") == 503
             t.join()
             hs.mode, hs.delay_s = "ok", 0.0
