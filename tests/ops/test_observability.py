@@ -1,9 +1,8 @@
 """Dashboard, Prometheus rules and the metrics reference agree with the metrics the code defines.
 
 Metric names are collected from the source of `gateway/` and `timinfo/` (every prometheus-client
-definition), so metrics of modules that are not imported in this process count too. Families still
-being written elsewhere are listed in PENDING; such a name is accepted only while no metric of its
-family exists in the code — as soon as the family lands, every name used here must really exist.
+definition), so metrics of modules that are not imported in this process count too; every name the
+dashboard, the rules and the docs use must really exist.
 """
 
 from __future__ import annotations
@@ -24,26 +23,6 @@ DASHBOARD = REPO / "contrib" / "grafana" / "tim-push-gateway.json"
 RULES = REPO / "contrib" / "prometheus" / "tim-push-gateway.rules.yml"
 DOCS = REPO / "docs" / "operations.md"
 
-PENDING: dict[str, set[str]] = {
-    "tim_push_apns_": {"tim_push_apns_requests_total", "tim_push_apns_request_seconds_bucket",
-                       "tim_push_apns_request_seconds_sum", "tim_push_apns_request_seconds_count",
-                       "tim_push_apns_inflight_requests", "tim_push_apns_connections",
-                       "tim_push_apns_token_refreshes_total"},
-    "tim_push_queue_": {"tim_push_queue_depth", "tim_push_queue_oldest_age_seconds", "tim_push_queue_queued_total",
-                        "tim_push_queue_retried_total", "tim_push_queue_expired_total",
-                        "tim_push_queue_deduplicated_total"},
-    "tim_push_fcm_": {"tim_push_fcm_requests_total", "tim_push_fcm_request_seconds_bucket",
-                      "tim_push_fcm_request_seconds_sum", "tim_push_fcm_request_seconds_count",
-                      "tim_push_fcm_retries_total", "tim_push_fcm_token_refreshes_total",
-                      "tim_push_fcm_content_dropped_total", "tim_push_fcm_inflight_requests"},
-    "tim_information_": {"tim_information_federation_list_version", "tim_information_federation_list_entries",
-                         "tim_information_federation_list_insurers", "tim_information_federation_list_iks",
-                         "tim_information_federation_list_invalid_iks",
-                         "tim_information_federation_list_age_seconds",
-                         "tim_information_federation_list_last_success_timestamp_seconds",
-                         "tim_information_federation_list_refresh_total", "tim_information_token_checks_total",
-                         "tim_information_requests_total"},
-}
 #: prometheus-client's default collectors (process_*, python_*) are always there.
 BUILTIN = {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
            "process_start_time_seconds", "process_max_fds", "process_virtual_memory_bytes"}
@@ -67,12 +46,7 @@ def defined_metrics() -> set[str]:
 
 
 def known_metrics() -> set[str]:
-    defined = defined_metrics()
-    known = defined | BUILTIN
-    for prefix, names in PENDING.items():
-        if not any(n.startswith(prefix) for n in defined):
-            known |= names
-    return known
+    return defined_metrics() | BUILTIN
 
 
 def metric_names(expr: str) -> set[str]:
@@ -83,11 +57,6 @@ def test_source_scan_finds_the_core_metrics() -> None:
     defined = defined_metrics()
     assert {"tim_push_outcomes_total", "tim_push_notify_time_seconds_bucket", "tim_push_ready",
             "tim_push_credential_expiry_seconds", "tim_push_build_info"} <= defined
-
-
-def test_pending_names_belong_to_their_family() -> None:
-    for prefix, names in PENDING.items():
-        assert names and all(n.startswith(prefix) for n in names)
 
 
 # -- Grafana ---------------------------------------------------------------------------------------------
